@@ -1,0 +1,80 @@
+"""Diffusion conditioning. Implements Algorithm 21 (AF3) with Protenix's layer layout.
+
+pair  = z_trunk ⊕ relpe  -> LN -> Linear -> 2 residual transitions      (independent of σ and x)
+single = LN(s_trunk ⊕ s_inputs) -> Linear  (+ Linear(LN(Fourier(¼·ln(σ/σ_data)))))  -> 2 transitions
+The σ-independent parts are split out (`pair`, `single_base`) so they are computed once per
+structure; only `single` runs per denoiser call.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from rnadiff.model.embedders import FourierEmbedding, RelativePositionEncoding
+from rnadiff.model.primitives import LinearNoBias, layer_norm
+from rnadiff.model.transition import Transition
+
+
+class DiffusionConditioning(nn.Module):
+    def __init__(
+        self,
+        sigma_data: float = 16.0,
+        c_z: int = 128,
+        c_s: int = 384,
+        c_s_inputs: int = 449,
+        c_noise_embedding: int = 256,
+    ) -> None:
+        super().__init__()
+        self.sigma_data = sigma_data
+        self.relpe = RelativePositionEncoding(c_z=c_z)
+        self.layernorm_z = layer_norm(2 * c_z, offset=False)
+        self.linear_no_bias_z = LinearNoBias(2 * c_z, c_z, precision=torch.float32)
+        self.transition_z1 = Transition(c_z, n=2)
+        self.transition_z2 = Transition(c_z, n=2)
+        self.layernorm_s = layer_norm(c_s + c_s_inputs, offset=False)
+        self.linear_no_bias_s = LinearNoBias(c_s + c_s_inputs, c_s, precision=torch.float32)
+        self.fourier_embedding = FourierEmbedding(c_noise_embedding)
+        self.layernorm_n = layer_norm(c_noise_embedding, offset=False)
+        self.linear_no_bias_n = LinearNoBias(c_noise_embedding, c_s, precision=torch.float32)
+        self.transition_s1 = Transition(c_s, n=2)
+        self.transition_s2 = Transition(c_s, n=2)
+
+    def pair(self, relp: torch.Tensor, z_trunk: torch.Tensor, inplace_safe: bool = False) -> torch.Tensor:
+        """relp [..., N, N, 139], z_trunk [..., N, N, c_z] -> pair_z [..., N, N, c_z]."""
+        pair_z = torch.cat([z_trunk, self.relpe(relp).to(z_trunk.dtype)], dim=-1)
+        pair_z = self.linear_no_bias_z(self.layernorm_z(pair_z))
+        if inplace_safe:
+            pair_z += self.transition_z1(pair_z)
+            pair_z += self.transition_z2(pair_z)
+            return pair_z
+        pair_z = pair_z + self.transition_z1(pair_z)
+        return pair_z + self.transition_z2(pair_z)
+
+    def single_base(self, s_inputs: torch.Tensor, s_trunk: torch.Tensor) -> torch.Tensor:
+        """[..., N, c_s] + [..., N, c_s_inputs] -> [..., N, c_s] (σ-independent part)."""
+        return self.linear_no_bias_s(self.layernorm_s(torch.cat([s_trunk, s_inputs], dim=-1)))
+
+    def single(self, t_hat: torch.Tensor, single_base: torch.Tensor, inplace_safe: bool = False) -> torch.Tensor:
+        """t_hat [..., S], single_base [..., N, c_s] -> [..., S, N, c_s]."""
+        noise = self.fourier_embedding(torch.log(t_hat / self.sigma_data) / 4).to(single_base.dtype)
+        s = single_base.unsqueeze(-3) + self.linear_no_bias_n(self.layernorm_n(noise)).unsqueeze(-2)
+        if inplace_safe:
+            s += self.transition_s1(s)
+            s += self.transition_s2(s)
+            return s
+        s = s + self.transition_s1(s)
+        return s + self.transition_s2(s)
+
+    def forward(
+        self,
+        t_hat: torch.Tensor,
+        relp: torch.Tensor,
+        s_inputs: torch.Tensor,
+        s_trunk: torch.Tensor,
+        z_trunk: torch.Tensor,
+        use_conditioning: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole Algorithm 21 in one call: (single_s [..., S, N, c_s], pair_z [..., N, N, c_z])."""
+        if not use_conditioning:
+            s_trunk, z_trunk = torch.zeros_like(s_trunk), torch.zeros_like(z_trunk)
+        return self.single(t_hat, self.single_base(s_inputs, s_trunk)), self.pair(relp, z_trunk)
