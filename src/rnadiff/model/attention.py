@@ -27,32 +27,30 @@ def scaled_dot_product(
     chunk_size: int | None = None,
     chunk_dim: int = -2,
 ) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d) + bias) v in float32, optionally chunked along the query axis.
+    """softmax(q k^T / sqrt(d) + bias) v in float32, optionally chunked.
 
     q [..., Q, d], k/v [..., K, d], bias broadcastable to [..., Q, K]. `chunk_dim` names the axis
-    to chunk (-2: queries of full attention; -3: trunks of local attention). Chunking gives
-    bit-identical results and bounds the size of the attention matrix.
+    to chunk: -2 chunks the queries of full attention; -3 chunks the trunks of windowed attention
+    (then keys/values are per trunk and are chunked too). The bias's chunk axis is q's in both
+    layouts. Chunking bounds the size of the attention matrix and leaves the result unchanged.
     """
+    if chunk_dim not in (-2, -3):
+        raise ValueError(f"chunk_dim must be -2 or -3, got {chunk_dim}")
     dtype = v.dtype
     q, k, v, bias = q.float(), k.float(), v.float(), bias.float()
     with torch.autocast(device_type=q.device.type, enabled=False):
-        if chunk_size is None or q.shape[chunk_dim] <= chunk_size:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias).to(dtype)
-        out = []
         n = q.shape[chunk_dim]
+        if chunk_size is None or n <= chunk_size:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias).to(dtype)
+
+        def part(t: torch.Tensor, start: int, length: int) -> torch.Tensor:
+            return t.narrow(chunk_dim, start, length) if t.shape[chunk_dim] == n else t
+
+        out = []
         for start in range(0, n, chunk_size):
-            sl = slice(start, min(start + chunk_size, n))
-            qc = q.narrow(chunk_dim, sl.start, sl.stop - sl.start)
-            kc, vc = k, v
-            bc = bias
-            if chunk_dim != -2:  # trunk chunking: keys and bias are per trunk too
-                kc = k.narrow(chunk_dim, sl.start, sl.stop - sl.start) if k.shape[chunk_dim] == n else k
-                vc = v.narrow(chunk_dim, sl.start, sl.stop - sl.start) if v.shape[chunk_dim] == n else v
-                if bias.shape[chunk_dim - 1] == n:
-                    bc = bias.narrow(chunk_dim - 1, sl.start, sl.stop - sl.start)
-            elif bias.shape[-2] == n:
-                bc = bias.narrow(-2, sl.start, sl.stop - sl.start)
-            out.append(F.scaled_dot_product_attention(qc, kc, vc, attn_mask=bc))
+            length = min(chunk_size, n - start)
+            kc, vc = (k, v) if chunk_dim == -2 else (part(k, start, length), part(v, start, length))
+            out.append(F.scaled_dot_product_attention(part(q, start, length), kc, vc, attn_mask=part(bias, start, length)))
         return torch.cat(out, dim=chunk_dim).to(dtype)
 
 

@@ -252,9 +252,12 @@ class DiffusionModule(nn.Module):
                 f"x_noisy must be [..., N_sample, {cache.windows.n_atom}, 3], got {tuple(x_noisy.shape)}"
             )
         sigma = torch.as_tensor(t_hat_noise_level, dtype=x_noisy.dtype, device=x_noisy.device)
-        sigma = sigma.expand(x_noisy.shape[:-2]) if sigma.dim() <= x_noisy.dim() - 2 else sigma
-        if sigma.shape != x_noisy.shape[:-2]:
-            raise ValueError(f"t_hat_noise_level {tuple(sigma.shape)} does not match x_noisy {tuple(x_noisy.shape)}")
+        try:
+            sigma = torch.broadcast_to(sigma, x_noisy.shape[:-2])
+        except RuntimeError:
+            raise ValueError(
+                f"t_hat_noise_level {tuple(sigma.shape)} does not broadcast to x_noisy's sample dims {tuple(x_noisy.shape[:-2])}"
+            ) from None
         n_sample = x_noisy.shape[-3]
         if sample_chunk_size is None or sample_chunk_size >= n_sample:
             return self._denoise(x_noisy, sigma, cache, chunk_size, inplace_safe)
