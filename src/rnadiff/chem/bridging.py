@@ -62,3 +62,37 @@ def aggregate_atom_to_token(
     count = weights.new_zeros(count_shape).scatter_add_(-1, atom_to_token_idx, weights)
     count = count.reshape(*count.shape[:-1], *([1] * (x_atom.dim() - 1 - atom_to_token_idx.dim())), n_token, 1)
     return total / count.clamp(min=1.0)
+
+
+def validate_atom_to_token(
+    atom_to_token_idx: torch.Tensor,
+    n_token: int,
+    atoms_per_token: torch.Tensor | None = None,
+    atom_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Check an atom->token map [N_atom] (unbatched) and return the atom count per token [N_token].
+
+    Raises ValueError when an index is out of range, the atoms of a token are not contiguous and
+    in token order, a token has no atom, or (given `atoms_per_token`) the counts disagree. Never
+    redistributes atoms proportionally: a count mismatch means two layouts disagree, a bug to
+    report, not to paper over. `atom_mask` [N_atom] excludes padding atoms from the checks.
+    """
+    idx = atom_to_token_idx
+    if idx.dim() != 1:
+        raise ValueError(f"atom_to_token_idx must be 1-D, got shape {tuple(idx.shape)}")
+    if atom_mask is not None:
+        idx = idx[atom_mask.bool()]
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n_token):
+        raise ValueError(f"atom_to_token_idx has values outside [0, {n_token})")
+    if idx.numel() > 1 and bool((idx[1:] < idx[:-1]).any()):
+        raise ValueError("atom_to_token_idx is not non-decreasing: a token's atoms must be contiguous")
+    counts = torch.bincount(idx, minlength=n_token)
+    if bool((counts == 0).any()):
+        empty = torch.nonzero(counts == 0).flatten()[:5].tolist()
+        raise ValueError(f"tokens without atoms: {empty}")
+    if atoms_per_token is not None:
+        expected = torch.as_tensor(atoms_per_token, dtype=counts.dtype)
+        if expected.shape != counts.shape or bool((expected != counts).any()):
+            bad = torch.nonzero(expected != counts).flatten()[:5].tolist() if expected.shape == counts.shape else "shape"
+            raise ValueError(f"atom counts per token disagree with the expected layout (tokens {bad})")
+    return counts
