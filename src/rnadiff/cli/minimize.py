@@ -1,0 +1,66 @@
+"""`rnadiff minimize INPUT --out FILE`: OpenMM energy minimization (AMBER RNA.OL3, GBn2)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rnadiff.cli.evaluate import json_safe
+from rnadiff.errors import OutputError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "minimize", help="energy-minimize a structure with OpenMM",
+        description="Restrained energy minimization (AF2-style relax) of an RNA structure. Options of "
+                    "MinimizationConfig can be set as key=value after the options, e.g. solvent=obc2 "
+                    "restraint_k=5 platform=CPU max_outer_iterations=2.")
+    p.add_argument("input", help="input structure (PDB or mmCIF)")
+    p.add_argument("--out", required=True, help="output structure (.pdb or .cif)")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--hydrogens", action="store_true", help="keep hydrogens in the output")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="MinimizationConfig overrides")
+    p.set_defaults(func=run)
+    _accept_trailing_overrides(p)
+
+
+def _accept_trailing_overrides(parser: argparse.ArgumentParser) -> None:
+    """Let `key=value` overrides follow the options (`INPUT --out F k=v`): argparse on Python
+    3.11 fills a `nargs="*"` positional at INPUT and rejects later ones, so unparsed
+    `key=value` words are collected here instead."""
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, extras = original(args, namespace)
+        trailing = [a for a in extras if "=" in a and not a.startswith("-")]
+        ns.overrides = list(getattr(ns, "overrides", None) or []) + trailing
+        return ns, [a for a in extras if a not in trailing]
+
+    parser.parse_known_args = parse_known_args
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnadiff.minimize import MinimizationConfig, minimize_file
+
+    config = MinimizationConfig().with_overrides(list(args.overrides))
+    if args.hydrogens:
+        config.hydrogens = True
+    report_path = Path(args.report) if args.report else None
+    if report_path is not None and report_path.exists() and not args.overwrite:
+        raise OutputError(f"{report_path} exists (use --overwrite to replace it)")
+    report = minimize_file(args.input, args.out, config, overwrite=args.overwrite)
+    text = json.dumps(json_safe(report), indent=2)
+    if report_path is not None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{report_path.name}.", dir=report_path.parent or ".")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        os.replace(tmp, report_path)
+    a, b = report["before"], report["after"]
+    print(f"minimized {args.input} -> {args.out}: E {report['energy_before_kJ_per_mol']:.0f} -> "
+          f"{report['energy_after_kJ_per_mol']:.0f} kJ/mol, RMSD to start {report['rmsd_to_start']:.3f} Å, "
+          f"clashes {a['clashes']} -> {b['clashes']}, chirality errors {a['chirality_errors']} -> "
+          f"{b['chirality_errors']}, {report['seconds']:.1f} s")
+    return 0

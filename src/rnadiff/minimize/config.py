@@ -1,0 +1,110 @@
+"""`MinimizationConfig`: the options of the energy minimization (`model.stageD.energy_minimization`
+plus the physics knobs), validated when built so that a bad choice fails before any work.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, fields
+from typing import Any
+
+from rnadiff.errors import ConfigError
+
+SOLVENT_FILES = {"gbn2": "implicit/gbn2.xml", "obc2": "implicit/obc2.xml", "vacuum": None}
+PLATFORMS = ("auto", "CPU", "CUDA", "Reference")
+# External engines and the executables they would need.
+EXTERNAL_BACKENDS = {"gromacs": ("gmx",), "amber": ("sander", "pmemd")}
+
+
+@dataclass
+class MinimizationConfig:
+    """Energy minimization options (units in the names' comments).
+
+    enabled/steps/method mirror `model.stageD.energy_minimization`; steps = max iterations of
+    each LocalEnergyMinimizer call (0 = until the tolerance is met).
+    """
+
+    enabled: bool = True
+    steps: int = 0
+    method: str = "OpenMM"
+    forcefield: str = "amber14-all.xml"
+    solvent: str = "gbn2"              # gbn2 | obc2 | vacuum
+    restraint_k: float = 10.0          # kcal/mol/Å², harmonic on input heavy atoms
+    tolerance: float = 10.0            # kJ/mol/nm
+    cutoff: float = 1.0                # nm, CutoffNonPeriodic
+    platform: str = "auto"             # auto | CPU | CUDA | Reference
+    cpu_threads: int = 0               # 0 = OpenMM's default
+    max_outer_iterations: int = 3
+    hydrogens: bool = False            # keep hydrogens in the output
+    chirality_k: float = 1.0e8         # kJ/mol/nm⁶, signed-volume restraint on inverted sugars
+    modified_restraint_k: float = 100.0  # kcal/mol/Å², holds modified nucleotides in place
+    seed: int = 0                      # pdbfixer's placement of missing atoms
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        method = str(self.method).lower()
+        if method in EXTERNAL_BACKENDS:
+            exes = EXTERNAL_BACKENDS[method]
+            found = [e for e in exes if shutil.which(e)]
+            if not found:
+                raise ConfigError(
+                    f"energy_minimization.method={self.method}: executable {' or '.join(exes)} not found on PATH")
+            raise ConfigError(
+                f"energy_minimization.method={self.method}: found {found[0]}, but the {self.method} backend "
+                "is not implemented in rnadiff; use method=OpenMM")
+        if method != "openmm":
+            raise ConfigError(f"energy_minimization.method={self.method!r}: expected OpenMM, GROMACS or AMBER")
+        self.method = "OpenMM"
+        if self.solvent not in SOLVENT_FILES:
+            raise ConfigError(f"solvent={self.solvent!r}: expected one of {sorted(SOLVENT_FILES)}")
+        if self.platform not in PLATFORMS:
+            raise ConfigError(f"platform={self.platform!r}: expected one of {list(PLATFORMS)}")
+        for name in ("restraint_k", "tolerance", "cutoff", "chirality_k", "modified_restraint_k"):
+            if not float(getattr(self, name)) > 0:
+                raise ConfigError(f"{name} must be > 0 (got {getattr(self, name)!r})")
+        if int(self.steps) < 0 or int(self.max_outer_iterations) < 1 or int(self.cpu_threads) < 0:
+            raise ConfigError("steps and cpu_threads must be >= 0 and max_outer_iterations >= 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> "MinimizationConfig":
+        """Build from a mapping (e.g. the `energy_minimization` section); unknown keys are errors."""
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown energy minimization option(s): {', '.join(unknown)}")
+        return cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+
+    def with_overrides(self, overrides: list[str]) -> "MinimizationConfig":
+        """Apply `key=value` strings (an optional `energy_minimization.` prefix is accepted)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not key=value")
+            key, value = item.split("=", 1)
+            key = key.strip().removeprefix("model.stageD.").removeprefix("energy_minimization.")
+            values[key] = value
+        return MinimizationConfig.from_dict(values)
+
+
+def _coerce(type_name: Any, key: str, value: Any) -> Any:
+    """Strings from the command line to the field's type."""
+    type_name = str(type_name)
+    if not isinstance(value, str):
+        return value
+    try:
+        if type_name == "bool":
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if type_name == "int":
+            return int(value)
+        if type_name == "float":
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r}: expected {type_name}") from None
+    return value
