@@ -160,3 +160,27 @@ def test_invalid_inputs_raise_clear_errors(setup):
         module(case["x_noisy"], case["t_hat"], bad, s_inputs, s_trunk, z_trunk)
     with pytest.raises(ValueError, match="t_hat"):
         module(case["x_noisy"], torch.ones(3), *args)
+
+
+def test_chunked_pair_conditioning_and_uncached_chunked_biases(setup):
+    """The long-RNA memory path: row-chunked pair conditioning without the relp one-hot, and
+    per-block pair biases recomputed in row chunks, give the same denoised coordinates."""
+    module, case, args, plain = setup
+    f, s_inputs, s_trunk, z_trunk = args
+    f = {k: v for k, v in f.items() if k != "relp"}
+    with torch.no_grad():
+        full = module.prepare_cache(f, s_inputs, s_trunk, z_trunk)
+        chunked = module.prepare_cache(f, s_inputs, s_trunk, z_trunk, pair_chunk_size=5, cache_pair_biases=False)
+        assert _max_diff(full.pair_z, chunked.pair_z) <= 1e-5
+        out = module(case["x_noisy"], case["t_hat"], f, s_inputs, s_trunk, z_trunk, cache=chunked, chunk_size=4)
+    assert _max_diff(out, plain) <= TOL
+
+
+def test_relative_position_lookup_equals_one_hot_projection(golden):
+    module = golden_module(golden)
+    relpe = module.diffusion_conditioning.relpe
+    f = golden["inputs"]["features"]
+    with torch.no_grad():
+        dense = relpe(relpe.features(f))
+        assert _max_diff(relpe.embed(f), dense) <= 1e-6
+        assert _max_diff(relpe.embed(f, slice(3, 7)), dense[3:7]) <= 1e-6

@@ -135,6 +135,16 @@ class AttentionPairBias(nn.Module):
         b = b.movedim(-1, -4 if windowed else -3)
         return b if mask_bias is None else b + mask_bias
 
+    def pair_bias_chunked(self, z: torch.Tensor, chunk_size: int, mask_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Token-level `pair_bias` computed `chunk_size` query rows at a time: never materialises
+        LayerNorm(z) for all pairs (8 GB at 4096 tokens). z [..., N, N, c_z] -> [..., H, N, N]."""
+        n = z.shape[-3]
+        out = z.new_empty(*z.shape[:-3], self.n_heads, n, z.shape[-2])
+        for start in range(0, n, chunk_size):
+            rows = slice(start, min(start + chunk_size, n))
+            out[..., rows, :] = self.linear_nobias_z(self.layernorm_z(z[..., rows, :, :])).movedim(-1, -3)
+        return out if mask_bias is None else out + mask_bias
+
     def forward(
         self,
         a: torch.Tensor,

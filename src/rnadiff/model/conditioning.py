@@ -41,7 +41,26 @@ class DiffusionConditioning(nn.Module):
 
     def pair(self, relp: torch.Tensor, z_trunk: torch.Tensor, inplace_safe: bool = False) -> torch.Tensor:
         """relp [..., N, N, 139], z_trunk [..., N, N, c_z] -> pair_z [..., N, N, c_z]."""
-        pair_z = torch.cat([z_trunk, self.relpe(relp).to(z_trunk.dtype)], dim=-1)
+        return self._pair_from_relpe(self.relpe(relp).to(z_trunk.dtype), z_trunk, inplace_safe)
+
+    def pair_chunked(
+        self, features: dict[str, torch.Tensor], z_trunk: torch.Tensor, chunk_size: int
+    ) -> torch.Tensor:
+        """Same as `pair`, `chunk_size` token rows at a time and without the relp one-hot.
+
+        Every operation of the pair conditioning acts on one (i, j) position, so rows can be
+        processed independently; peak extra memory is O(chunk_size * N * c_z) instead of O(N^2 * 2c_z).
+        """
+        n = z_trunk.shape[-2]
+        out = torch.empty_like(z_trunk)
+        for start in range(0, n, chunk_size):
+            rows = slice(start, min(start + chunk_size, n))
+            relpe = self.relpe.embed(features, rows).to(z_trunk.dtype)
+            out[..., rows, :, :] = self._pair_from_relpe(relpe, z_trunk[..., rows, :, :], inplace_safe=False)
+        return out
+
+    def _pair_from_relpe(self, relpe: torch.Tensor, z_trunk: torch.Tensor, inplace_safe: bool) -> torch.Tensor:
+        pair_z = torch.cat([z_trunk, relpe], dim=-1)
         pair_z = self.linear_no_bias_z(self.layernorm_z(pair_z))
         if inplace_safe:
             pair_z += self.transition_z1(pair_z)

@@ -135,12 +135,14 @@ class DiffusionModule(nn.Module):
         z_trunk: torch.Tensor,
         use_conditioning: bool = True,
         cache_pair_biases: bool | None = None,
-        inplace_safe: bool = False,
+        pair_chunk_size: int | None = None,
     ) -> DiffusionCache:
         """Compute everything that depends on neither coordinates nor σ, once per structure.
 
         cache_pair_biases: keep every block's pair bias (fast, memory H·N_token²·n_blocks·4 bytes);
         None decides by size (DEFAULT_BIAS_CACHE_BYTES).
+        pair_chunk_size: compute the pair conditioning this many token rows at a time, without the
+        relative-position one-hot (the memory option for long RNAs; same numbers).
         """
         f = input_feature_dict
         n_atom, n_token = _validate_features(f, s_inputs, s_trunk, z_trunk, self.config)
@@ -149,13 +151,12 @@ class DiffusionModule(nn.Module):
         windows = LocalWindows.build(
             n_atom, self.n_queries, self.n_keys, atom_mask=atom_mask, device=f["ref_pos"].device
         )
-        relp = f.get("relp")
-        if relp is None:
-            relp = self.diffusion_conditioning.relpe.features(f)
         s_cond, z_cond = (s_trunk, z_trunk) if use_conditioning else (torch.zeros_like(s_trunk), torch.zeros_like(z_trunk))
-        pair_z = self._checkpointed(self.diffusion_conditioning.pair, relp.to(z_cond.dtype), z_cond)
-        if inplace_safe and not torch.is_grad_enabled():
-            pass  # pair() already allocates fresh tensors; nothing shared to protect
+        if pair_chunk_size is not None and "relp" not in f:
+            pair_z = self.diffusion_conditioning.pair_chunked(f, z_cond, pair_chunk_size)
+        else:
+            relp = f["relp"] if "relp" in f else self.diffusion_conditioning.relpe.features(f)
+            pair_z = self._checkpointed(self.diffusion_conditioning.pair, relp.to(z_cond.dtype), z_cond)
         single_base = self.diffusion_conditioning.single_base(s_inputs, s_cond)
         token_mask_bias = None
         if token_mask is not None:

@@ -94,7 +94,12 @@ class DiffusionTransformer(nn.Module):
 
         def run(i: int, a: torch.Tensor) -> torch.Tensor:
             blk = self.blocks[i]
-            bias = biases[i] if biases is not None else blk.attention_pair_bias.pair_bias(z, self.windowed, mask_bias)
+            if biases is not None:
+                bias = biases[i]
+            elif chunk_size is not None and not self.windowed:
+                bias = blk.attention_pair_bias.pair_bias_chunked(z, chunk_size, mask_bias)
+            else:
+                bias = blk.attention_pair_bias.pair_bias(z, self.windowed, mask_bias)
             return blk(a, s, bias, windows=windows, chunk_size=chunk_size, inplace_safe=inplace_safe)
 
         if not blocks_per_ckpt:
