@@ -242,7 +242,8 @@ class DiffusionModule(nn.Module):
 
         chunk_size: queries (token attention) / windows (atom attention) per attention chunk.
         sample_chunk_size: samples per network pass (bounds activation memory for many samples).
-        inplace_safe: allow in-place updates (only under no_grad). All give identical results.
+        inplace_safe: allow in-place updates (only under no_grad). All agree with the plain path to float
+        rounding (chunk_size and the cache exactly; sample chunks to ~1e-5 Å, as matmul blocking changes).
         """
         if inplace_safe and torch.is_grad_enabled():
             raise ValueError("inplace_safe=True needs torch.no_grad(): it would corrupt autograd")
