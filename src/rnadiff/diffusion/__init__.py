@@ -1,0 +1,20 @@
+"""Diffusion: noise schedules, the Algorithm-18 sampler, refinement starts, training losses and
+the stage-D manager. Submodules import only torch and rnadiff.chem; the manager imports the model
+lazily."""
+from __future__ import annotations
+
+from rnadiff.diffusion.alignment import aligned_rmsd, weighted_kabsch, weighted_rigid_align
+from rnadiff.diffusion.sampler import (
+    EarlyStopping,
+    NonFiniteCoordinatesError,
+    SamplerOutput,
+    SamplerSettings,
+    sample_diffusion,
+    sampler_step,
+)
+from rnadiff.diffusion.schedule import DiffusionSchedule
+
+__all__ = [
+    "DiffusionSchedule", "EarlyStopping", "NonFiniteCoordinatesError", "SamplerOutput", "SamplerSettings",
+    "aligned_rmsd", "sample_diffusion", "sampler_step", "weighted_kabsch", "weighted_rigid_align",
+]
