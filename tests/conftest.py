@@ -14,6 +14,11 @@ RNA_DEV_TARBALL = SHARED / "data" / "rna_dev.tar.gz"
 MONOMER_DIR = SHARED / "chem" / "monomers"
 
 
+# Many small tensors: one intra-op thread per test process is faster than two fighting over two
+# cores (and lets `pytest -n 2` use both cores without oversubscription).
+torch.set_num_threads(1)
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
     parser.addoption("--rungpu", action="store_true", default=False, help="run tests marked gpu")
