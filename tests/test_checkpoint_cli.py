@@ -9,13 +9,6 @@ from rnadiff.cli.main import main
 from tests.test_checkpoint_protenix import protenix_checkpoint, write_malicious
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture
 def protenix_file(golden, tmp_path):

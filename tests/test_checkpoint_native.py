@@ -18,15 +18,6 @@ from tests.test_checkpoint_protenix import write_malicious
 PROVENANCE = {"git_commit": "0123abc", "data": {"set": "rna_dev", "n": 12}, "steps": 500}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is ~50x faster than two on a shared, busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def outputs(module, golden) -> torch.Tensor:
     inp, case = golden["inputs"], golden["denoiser"]["cases"][1]
     with torch.no_grad():

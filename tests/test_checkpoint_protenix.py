@@ -14,15 +14,6 @@ from rnadiff.model.diffusion_module import DiffusionModule
 from tests.model_helpers import module_kwargs_from_golden
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is ~50x faster than two on a shared, busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def protenix_checkpoint(state_dict: dict, prefix: str = "diffusion_module.") -> dict:
     """What Protenix's trainer saves: the whole model under "model" plus optimizer/scheduler state."""
     model = {f"{prefix}{k}": v for k, v in state_dict.items()}

@@ -27,13 +27,6 @@ from tests.model_helpers import golden_module
 N_DEFAULT_WRAPPED = 4 * (1 + 2 + 1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def golden_args(golden, case: int = 1):
     inp, c = golden["inputs"], golden["denoiser"]["cases"][case]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from rnadiff.diffusion.schedule import DiffusionSchedule
@@ -30,13 +29,6 @@ MODEL = dict(
 STEPS = 20
 N_SAMPLE = 4
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def synthetic_rnas(module: DiffusionModule, seed: int = 1) -> list[tuple[dict, tuple, torch.Tensor]]:

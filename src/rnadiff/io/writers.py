@@ -13,13 +13,13 @@ residue templates. The file appears complete or not at all (temp file + os.repla
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import gemmi
 import numpy as np
 
 from rnadiff.chem.vocab import FALLBACK_RENAMES, STANDARD_RESIDUES, native_atom_name
+from rnadiff.io.atomic import atomic_write_text
 from rnadiff.errors import OutputError
 
 _PDB_SUFFIXES = (".pdb", ".ent")
@@ -128,19 +128,6 @@ def _format_for(path: Path, fmt: str | None) -> str:
     raise OutputError(f"{path}: cannot tell the format from the suffix {suffix!r} (use .cif or .pdb)")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_structure(
     path: str | os.PathLike,
     structure_or_layout,
@@ -161,5 +148,5 @@ def write_structure(
         text = st.make_pdb_string(gemmi.PdbWriteOptions(minimal=True))
     else:
         text = st.make_mmcif_document().as_string()
-    _atomic_write(path, text)
+    atomic_write_text(path, text)
     return path

@@ -3,12 +3,12 @@ folder renamed over the target, so a crash never leaves a half-written structure
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import gemmi
 
 from rnadiff.errors import OutputError
+from rnadiff.io.atomic import atomic_write_text
 from rnadiff.metrics.atoms import AtomTable
 
 
@@ -59,13 +59,4 @@ def write_table(table: AtomTable, path: str | os.PathLike, overwrite: bool = Fal
         text = st.make_mmcif_document().as_string()
     else:
         text = st.make_pdb_string(gemmi.PdbWriteOptions(minimal=True))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, text, make_parents=False)
