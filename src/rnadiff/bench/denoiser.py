@@ -52,7 +52,9 @@ def _module(small: bool, device: str) -> DiffusionModule:
 
 
 def run_one(n_token: int, n_sample: int, device: str, small: bool, train: bool, uncached: bool,
-            bf16: bool, repeats: int, fp32_peak: float) -> Row:
+            bf16: bool, repeats: int, fp32_peak: float, threads: int | None = None) -> Row:
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     module = _module(small, device)
     c = module.config

@@ -16,8 +16,9 @@ def scaling_exponent(xs: list[float], ys: list[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / var if var else float("nan")
 
 
-def markdown_table(rows: list[Row], peaks: dict[str, float]) -> str:
+def markdown_table(rows: list[Row], peaks: dict[str, float], threads: int | None = None) -> str:
     head = (
+        f"threads: {threads or 'torch default'}; "
         f"matmul peak (best of 5, measured in the same run): fp32 {peaks['matmul_fp32_tflops'] * 1e3:.0f} GFLOP/s, "
         f"bf16 {peaks['matmul_bf16_tflops'] * 1e3:.0f} GFLOP/s\n\n"
         "| N_token | N_atom | samples | cache s | step fp32 s | step bf16 s | bf16/fp32 | uncached/cached | "

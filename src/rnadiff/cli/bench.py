@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--train-max", type=int, default=128, help="largest N_token with a training-step row")
     p.add_argument("--uncached-max", type=int, default=128, help="largest N_token with an uncached-call row")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (peak and model alike)")
     p.add_argument("--out", type=Path, default=Path("bench_out"))
     p.set_defaults(func=run)
 
@@ -33,6 +34,8 @@ def run(args) -> int:
     if any(n < 1 for n in lengths) or args.samples < 1:
         raise ConfigError("lengths and --samples must be positive")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     peaks = machine_peaks(args.device)
     use_bf16 = not args.no_bf16
     if use_bf16 and peaks["matmul_bf16_tflops"] < peaks["matmul_fp32_tflops"]:
@@ -46,10 +49,10 @@ def run(args) -> int:
         rows.append(run_in_subprocess(dict(
             n_token=n, n_sample=args.samples, device=args.device, small=args.small,
             train=n <= args.train_max, uncached=n <= args.uncached_max, bf16=use_bf16,
-            repeats=args.repeats, fp32_peak=peaks["matmul_fp32_tflops"] * 1e12,
+            repeats=args.repeats, fp32_peak=peaks["matmul_fp32_tflops"] * 1e12, threads=args.threads,
         )))
         print(f"N_token={n}: step {rows[-1].step_fp32_s:.3f} s fp32", flush=True)
-    table = markdown_table(rows, peaks)
+    table = markdown_table(rows, peaks, args.threads)
     (args.out / "bench.md").write_text(table)
     (args.out / "bench.json").write_text(json.dumps({"peaks": peaks, "rows": rows_as_json(rows)}, indent=2))
     if len(rows) >= 2:
