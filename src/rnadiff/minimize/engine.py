@@ -85,10 +85,6 @@ class _Runner:
         return out[hidx], e0, e1, (top, out, hidx)
 
 
-def _violation_count(v: Violations) -> int:
-    return v.clashes + v.link_outliers + v.bond_outliers + v.angle_outliers + v.chirality_errors
-
-
 def run(prepared: Prepared, config: MinimizationConfig, input_xyz: np.ndarray) -> EngineResult:
     runner = _Runner(prepared, config, input_xyz)
     heavy = runner.heavy
@@ -98,7 +94,7 @@ def run(prepared: Prepared, config: MinimizationConfig, input_xyz: np.ndarray) -
     released: set[int] = set()
     energy_start = None
     chiral = set(v_start.chiral_residues)
-    last = previous = v_start
+    last = v_start
     h_model = None
     e1 = float("nan")
     for outer in range(config.max_outer_iterations):
@@ -124,11 +120,6 @@ def run(prepared: Prepared, config: MinimizationConfig, input_xyz: np.ndarray) -
         chiral = set(last.chiral_residues)
         if not new and not chiral:
             break
-        if not chiral and _violation_count(last) >= _violation_count(previous):
-            # Releasing more restraints did not help (typically the few library-scored outliers a
-            # crystal structure has too): another full pass would cost minutes and change nothing.
-            break
-        previous = last
         released |= new
     top, xyz_h, hidx = h_model
     return EngineResult(heavy, xyz, top, xyz_h, hidx, float(energy_start), float(e1), v_start, last,
