@@ -184,3 +184,15 @@ def test_relative_position_lookup_equals_one_hot_projection(golden):
         dense = relpe(relpe.features(f))
         assert _max_diff(relpe.embed(f), dense) <= 1e-6
         assert _max_diff(relpe.embed(f, slice(3, 7)), dense[3:7]) <= 1e-6
+
+
+def test_shared_sigma_conditioning_broadcast(setup):
+    """Equal σ across samples takes the broadcast single-conditioning path: same result as
+    computing it per sample (forced here by running the samples one at a time)."""
+    module, case, args, _ = setup
+    x = torch.cat([case["x_noisy"], case["x_noisy"].flip(0)])
+    t = torch.full((4,), 12.5)
+    with torch.no_grad():
+        together = module(x, t, *args)
+        one_by_one = torch.cat([module(x[i : i + 1], t[i : i + 1], *args) for i in range(4)])
+    assert _max_diff(together, one_by_one) <= TOL

@@ -193,7 +193,12 @@ class DiffusionModule(nn.Module):
         inplace_safe: bool = False,
     ) -> torch.Tensor:
         """The raw network F(c_in·x, c_noise(σ)): r_noisy [*b, S, N_atom, 3] -> r_update [*b, S, N_atom, 3]."""
-        s_single = self._checkpointed(self.diffusion_conditioning.single, t_hat_noise_level, cache.single_base)
+        t_cond = t_hat_noise_level
+        if t_cond.shape[-1] > 1 and not torch.is_grad_enabled() and bool((t_cond == t_cond[..., :1]).all()):
+            # The sampler gives every sample the same σ: the single conditioning, and with it every
+            # block's AdaLN and gate projections of s, is then computed once and broadcast over samples.
+            t_cond = t_cond[..., :1]
+        s_single = self._checkpointed(self.diffusion_conditioning.single, t_cond, cache.single_base)
         a, q_skip = self._checkpointed(
             lambda r: self.atom_attention_encoder(
                 r, cache.atoms, cache.atom_to_token_idx, cache.windows, cache.n_token, cache.atom_mask,
