@@ -10,16 +10,25 @@ from os import PathLike
 
 
 class RnadiffError(Exception):
-    """Base class of every error caused by input, configuration or environment."""
+    """Base class of every error caused by input, configuration or environment.
+
+    Messages are one line (users read them on stderr, pipelines grep them): newlines coming from
+    libraries (gemmi, OpenMM) are folded into spaces.
+    """
+
+    def __init__(self, *args):
+        if args:
+            args = (" ".join(str(args[0]).split()), *args[1:])
+        super().__init__(*args)
 
 
 class InputError(RnadiffError):
     """A structure file (or tensor input) that cannot be used; the message names file and problem."""
 
     def __init__(self, problem: str, path: str | PathLike | None = None):
-        self.problem = problem
+        self.problem = " ".join(str(problem).split())
         self.path = None if path is None else str(path)
-        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+        super().__init__(f"{self.path}: {self.problem}" if self.path else self.problem)
 
 
 class UnknownResidueError(InputError):
