@@ -99,6 +99,14 @@ def _atom_level(features: Mapping[str, torch.Tensor], key: str, n_atom: int) -> 
     return torch.gather(v, -1, idx) if idx.dim() > 1 else v[..., idx]
 
 
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = _deep_merge(out[key], value) if both else value
+    return out
+
+
 class ProtenixDiffusionManager:
     """Owns the DiffusionModule and runs training steps and multi-step inference."""
 
@@ -242,7 +250,7 @@ class ProtenixDiffusionManager:
         inf = self.config["inference"]
         smp = inf["sampling"]
         allowed = {"num_steps", "N_sample", "seed", "generator", "temperature", "return_trajectory",
-                   "early_stopping", "start_sigma", "start_fraction", "coords_mask", "sequence",
+                   "early_stopping", "start_sigma", "start_fraction", "coords_mask", "sequence", "guidance",
                    *smp.keys()}
         unknown = set(params) - allowed
         if unknown:
@@ -291,6 +299,33 @@ class ProtenixDiffusionManager:
         logger.warning("no input features given: using sequence-only features for %d nucleotides", len(sequence))
         return self._to_device(features_from_sequence(sequence))
 
+    def _guidance(self, params: Mapping[str, Any], features: Any, batched: bool):
+        """The sampler's guidance object, or None when off.
+
+        inference_params["guidance"] may be a ready guidance object (RNAGuidance), a mapping of
+        model.stageD.guidance overrides, or False. The topology comes from `features` (the
+        `Features` that rnadiff.chem.featurize returns); the given atoms from its
+        atom_present_mask / coords.
+        """
+        over = params.get("guidance")
+        if over is not None and hasattr(over, "guide"):
+            return over
+        if over is False:
+            return None
+        from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
+
+        merged = _deep_merge(self.config["guidance"], over or {})
+        if not merged.get("enabled"):
+            return None
+        cfg = GuidanceConfig.from_mapping(merged)
+        if batched and features["atom_to_token_idx"].shape[0] > 1:
+            raise ConfigError("guidance needs one structure per call (unbatched features)")
+        if not hasattr(features, "topology"):
+            raise ConfigError("model.stageD.guidance.enabled needs the structure's topology: pass the Features "
+                              "from rnadiff.chem.featurize as override_input_features, or an RNAGuidance "
+                              "as inference_params['guidance']")
+        return RNAGuidance.from_features(features, cfg)
+
     @torch.no_grad()
     def multi_step_inference(
         self,
@@ -318,6 +353,7 @@ class ProtenixDiffusionManager:
         self._check_length(s_trunk)
         batched = f["atom_to_token_idx"].dim() == 2
         n_atom = f["atom_to_token_idx"].shape[-1]
+        guidance = self._guidance(params, override_input_features, batched)
 
         sigmas = self.schedule.inference_sigmas(st["num_steps"], device=self.device)
         x_init, start_index = None, 0
@@ -355,7 +391,7 @@ class ProtenixDiffusionManager:
             common = dict(noise_schedule=sigmas, n_atom=n_atom, n_sample=st["n_sample"], settings=st["settings"],
                           generator=generator, start_index=start_index, diffusion_chunk_size=st["chunk"],
                           early_stopping=st["early_stopping"], return_trajectory=st["return_trajectory"],
-                          autocast_dtype=self.autocast_dtype, device=self.device)
+                          autocast_dtype=self.autocast_dtype, device=self.device, guidance=guidance)
             if batched:
                 out = sample_diffusion(denoise, batch_shape=(n_batch,), x_init=x_init,
                                        atom_mask=f.get("atom_mask"), **common)

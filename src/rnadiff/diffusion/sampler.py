@@ -17,9 +17,10 @@ augmentation, the update and the alignment (SVD) always run in float32 (DESIGN �
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -28,6 +29,27 @@ from rnadiff.diffusion.augmentation import centre_random_augmentation, uniform_r
 
 # denoise_fn(x_noisy [..., S, N_atom, 3], t_hat [..., S]) -> x_denoised [..., S, N_atom, 3]
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# guide_fn(x_denoised [..., S, N_atom, 3], t_hat [..., S]) -> corrected x_denoised (same shape)
+GuideFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class SamplerGuidance(Protocol):
+    """What `sample_diffusion(guidance=...)` calls (e.g. rnadiff.diffusion.guidance.RNAGuidance).
+
+    start(generator): once per run, before any step. guide(x_denoised, t_hat, step=, key=): on
+    each denoised prediction before the Euler update. resample(x_next, x_denoised, t_hat, step=,
+    n_steps=, key=) -> (x_next, ancestors or None): after the update (particle steering).
+    `key` names the chunk of samples, so per-chunk state (neighbour lists) is not mixed.
+    """
+
+    steering_enabled: bool
+
+    def start(self, generator: torch.Generator | None) -> None: ...
+
+    def guide(self, x_denoised: torch.Tensor, t_hat: torch.Tensor, *, step: int, key: Any) -> torch.Tensor: ...
+
+    def resample(self, x_next: torch.Tensor, x_denoised: torch.Tensor, t_hat: torch.Tensor, *, step: int,
+                 n_steps: int, key: Any) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 
 class NonFiniteCoordinatesError(FloatingPointError):
@@ -109,11 +131,14 @@ def sampler_step(
     settings: SamplerSettings = SamplerSettings(),
     atom_mask: torch.Tensor | None = None,
     autocast_dtype: torch.dtype | None = None,
+    guide_fn: GuideFn | None = None,
 ) -> StepResult:
     """Implements one iteration of Algorithm 18 with the random draws given.
 
     x_l [..., S, N, 3]; rot [..., S, 3, 3]; trans [..., S, 3]; noise [..., S, N, 3] standard normal
-    (may be None when γ = 0); atom_mask [..., N] (1 real, 0 padding) or None.
+    (may be None when γ = 0); atom_mask [..., N] (1 real, 0 padding) or None. guide_fn (guidance,
+    off when None) corrects the float32 denoised prediction before the Euler step; x_denoised in
+    the result is the corrected one.
     """
     device = x_l.device
     c_tau_last = torch.as_tensor(c_tau_last, dtype=torch.float32, device=device)
@@ -139,6 +164,9 @@ def sampler_step(
     with _autocast(device.type, autocast_dtype):
         x_denoised = denoise_fn(x_noisy, t_hat_s)
     x_denoised = x_denoised.to(torch.float32)
+    if guide_fn is not None:
+        # 3b. Guidance acts on the prediction, so the Euler direction (x - x̂)/t̂ carries it.
+        x_denoised = guide_fn(x_denoised, t_hat_s)
 
     # 4. Euler step from t̂ to c_tau, in float32
     with torch.autocast(device_type=device.type, enabled=False):
@@ -199,12 +227,17 @@ def sample_diffusion(
     autocast_dtype: torch.dtype | None = None,
     check_finite: bool = True,
     device: torch.device | str | None = None,
+    guidance: SamplerGuidance | None = None,
 ) -> SamplerOutput:
     """Implements Algorithm 18 (SampleDiffusion) over `noise_schedule[start_index:]`.
 
     De novo (start_index 0): x starts as σ_0·ε. Refinement (start_index > 0): x starts as
     x_init + σ_start·ε, with x_init [..., N, 3] or [..., S, N, 3] already complete (missing atoms
     placed, see `rnadiff.diffusion.refinement`). Returns coordinates [..., S, N, 3] in float32.
+
+    guidance (None = off, the plain Algorithm 18): corrects each denoised prediction and, with
+    steering, resamples the samples within each chunk. Steering is refused with early stopping
+    (a resampled particle inherits another's history). Trajectories are not re-indexed.
     """
     device = torch.device(device) if device is not None else noise_schedule.device
     batch_shape = tuple(batch_shape)
@@ -216,8 +249,13 @@ def sample_diffusion(
         raise ValueError("starting below the top of the schedule needs x_init (coordinates to refine)")
     if diffusion_chunk_size is not None and diffusion_chunk_size < 1:
         raise ValueError(f"diffusion_chunk_size must be >= 1 or None, got {diffusion_chunk_size}")
+    if guidance is not None and guidance.steering_enabled and early_stopping is not None:
+        raise ValueError("particle steering cannot be combined with early stopping")
     n_batch = math.prod(batch_shape)
     streams = _SampleStreams(n_batch * n_sample, generator)
+    if guidance is not None:
+        # After the streams are seeded, so that the samples' draws do not depend on guidance.
+        guidance.start(generator)
     chunk = n_sample if diffusion_chunk_size is None else diffusion_chunk_size
 
     outputs = []
@@ -229,7 +267,7 @@ def sample_diffusion(
                 n_sample=n_sample, n_atom=n_atom, batch_shape=batch_shape, settings=settings,
                 x_init=x_init, refine=start_index > 0, atom_mask=atom_mask,
                 early_stopping=early_stopping, return_trajectory=return_trajectory,
-                autocast_dtype=autocast_dtype, check_finite=check_finite, device=device,
+                autocast_dtype=autocast_dtype, check_finite=check_finite, device=device, guidance=guidance,
             )
         )
     dim = len(batch_shape)
@@ -254,7 +292,7 @@ def _cat_padded(parts: list[torch.Tensor], dim: int) -> torch.Tensor:
 
 def _sample_chunk(denoise_fn, *, sigmas, streams, samples, n_sample, n_atom, batch_shape, settings,
                   x_init, refine, atom_mask, early_stopping, return_trajectory, autocast_dtype,
-                  check_finite, device) -> SamplerOutput:
+                  check_finite, device, guidance=None) -> SamplerOutput:
     c0, c1 = samples
     s = c1 - c0
     n_batch = math.prod(batch_shape)
@@ -294,10 +332,14 @@ def _sample_chunk(denoise_fn, *, sigmas, streams, samples, n_sample, n_atom, bat
         trans = normal(3)
         gamma, _ = step_levels(c_tau_last, c_tau, settings)
         noise = normal(n_atom, 3) if gamma > 0 else None
+        guide_fn = None if guidance is None else functools.partial(guidance.guide, step=i, key=c0)
         res = sampler_step(
             x_l, c_tau_last=c_tau_last, c_tau=c_tau, rot=rot, trans=trans, noise=noise,
             denoise_fn=denoise_fn, settings=settings, atom_mask=atom_mask, autocast_dtype=autocast_dtype,
+            guide_fn=guide_fn,
         )
+        if guidance is not None and guidance.steering_enabled:
+            res.x_next, _ = guidance.resample(res.x_next, res.x_denoised, res.t_hat, step=i, n_steps=n_steps, key=c0)
         if check_finite:
             t_hat = float(res.t_hat.flatten()[0])
             _check_finite(res.x_denoised, what="the denoised prediction", step=i, n_steps=n_steps,
