@@ -89,7 +89,14 @@ class Attention(nn.Module):
             qw = windows.queries(q, dim=-2)  # [..., H, T, nq, d]
             kw = windows.keys(k, dim=-2)  # [..., H, T, nk, d]
             vw = windows.keys(v, dim=-2)
+            heads_trunks = bias.shape[-4:-2] == qw.shape[-4:-2]
+            if heads_trunks:
+                # Fold (H, T) into one axis: torch's flash CPU kernel takes 4-D inputs only and
+                # falls back to the unfused math path for 5-D ones (2.4x slower here).
+                qw, kw, vw, bias = (t.flatten(-4, -3) for t in (qw, kw, vw, bias))
             o = scaled_dot_product(qw, kw, vw, bias, chunk_size=chunk_size, chunk_dim=-3)
+            if heads_trunks:
+                o = o.unflatten(-3, (self.n_heads, windows.n_trunks))
             o = o.reshape(*o.shape[:-3], -1, o.shape[-1])[..., : windows.n_atom, :]  # [..., H, N, d]
         o = o.transpose(-2, -3)  # [..., N, H, d]
         g = torch.sigmoid(self.linear_g(q_x)).unflatten(-1, (self.n_heads, -1))
