@@ -2,7 +2,7 @@
 
 For each length, in a fresh process: features for a random sequence, trunk tensors, the
 per-structure cache with the memory options (row-chunked pair conditioning, no cached per-block
-biases), then one denoiser call for `--samples` samples run one sample at a time with chunked
+biases; the trunk pair tensor freed once the cache exists), then one denoiser call for `--samples` samples run one sample at a time with chunked
 attention. Reports peak resident memory and seconds. Usage:
 
     python benchmarks/long_rna_memory.py --lengths 1024 2048 4096 [--budget-gb 24]
@@ -28,9 +28,10 @@ n_atom = f["ref_pos"].shape[0]
 t0 = time.perf_counter()
 with torch.no_grad():
     cache = module.prepare_cache(f, s_in, s_tr, z_tr, pair_chunk_size=chunk, cache_pair_biases=False)
+    del z_tr  # the cache holds the pair conditioning; the trunk pair tensor is not needed any more
     t1 = time.perf_counter()
     x = torch.randn(samples, n_atom, 3) * 16
-    out = module(x, torch.full((samples,), 10.0), f, s_in, s_tr, z_tr, cache=cache,
+    out = module(x, torch.full((samples,), 10.0), f, None, None, None, cache=cache,
                  chunk_size=chunk, sample_chunk_size=1, inplace_safe=True)
     t2 = time.perf_counter()
 assert torch.isfinite(out).all()

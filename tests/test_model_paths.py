@@ -196,3 +196,13 @@ def test_shared_sigma_conditioning_broadcast(setup):
         together = module(x, t, *args)
         one_by_one = torch.cat([module(x[i : i + 1], t[i : i + 1], *args) for i in range(4)])
     assert _max_diff(together, one_by_one) <= TOL
+
+
+def test_cache_makes_trunk_tensors_optional(setup):
+    module, case, args, plain = setup
+    with torch.no_grad():
+        cache = module.prepare_cache(*args)
+        out = module(case["x_noisy"], case["t_hat"], args[0], None, None, None, cache=cache)
+    assert _max_diff(out, plain) <= TOL
+    with pytest.raises(ValueError, match="without a cache"):
+        module(case["x_noisy"], case["t_hat"], args[0], None, None, None)

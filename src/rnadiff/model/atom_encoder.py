@@ -126,12 +126,17 @@ class AtomAttentionEncoder(nn.Module):
         s_trunk: torch.Tensor,
         pair_z: torch.Tensor,
         cache_biases: bool = True,
+        pair_chunk_size: int | None = None,
     ) -> AtomConditioning:
-        """c_l, p_lm (and their pair biases) for one structure: everything but the coordinates."""
+        """c_l, p_lm (and their pair biases) for one structure: everything but the coordinates.
+
+        pair_chunk_size: project the token pair features row chunk by row chunk (LayerNorm of all
+        of pair_z at once is another N_token² x c_z tensor: 8 GB at 4096 tokens).
+        """
         idx = f["atom_to_token_idx"]
         c_l = self.atom_single_features(f)
         p_lm = self.atom_pair_features(f, windows)
-        p_lm = p_lm + windows.gather_token_pairs(self.linear_no_bias_z(self.layernorm_z(pair_z)), idx)
+        p_lm = p_lm + windows.gather_token_pairs(self._project_pairs(pair_z, pair_chunk_size), idx)
         p_lm = p_lm.unsqueeze(-5)  # sample axis of size 1: [*b, 1, T, nq, nk, c]
         s_atom = broadcast_token_to_atom(self.linear_no_bias_s(self.layernorm_s(s_trunk)), idx)
         c_l = (c_l + s_atom).unsqueeze(-3)  # [*b, 1, N_atom, c_atom]
@@ -143,6 +148,17 @@ class AtomAttentionEncoder(nn.Module):
         p_lm = p_lm + self.small_mlp(p_lm)
         biases = self.atom_transformer.pair_biases(p_lm, windows) if cache_biases else None
         return AtomConditioning(c_l=c_l, p_lm=p_lm, encoder_biases=biases)
+
+    def _project_pairs(self, pair_z: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
+        """W_z LN(pair_z): [*b, N, N, c_z] -> [*b, N, N, c_atompair]."""
+        if chunk_size is None:
+            return self.linear_no_bias_z(self.layernorm_z(pair_z))
+        n = pair_z.shape[-3]
+        out = pair_z.new_empty(*pair_z.shape[:-1], self.linear_no_bias_z.out_features)
+        for start in range(0, n, chunk_size):
+            rows = slice(start, min(start + chunk_size, n))
+            out[..., rows, :, :] = self.linear_no_bias_z(self.layernorm_z(pair_z[..., rows, :, :]))
+        return out
 
     # --- per call ----------------------------------------------------------------------------
     def forward(

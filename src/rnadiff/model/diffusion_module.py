@@ -171,7 +171,9 @@ class DiffusionModule(nn.Module):
         if cache_pair_biases:
             token_biases = self.diffusion_transformer.pair_biases(pair_z.unsqueeze(-4), token_mask_bias)
         atoms = self._checkpointed(
-            lambda ff, st, pz: self.atom_attention_encoder.prepare_cache(ff, windows, st, pz, cache_pair_biases),
+            lambda ff, st, pz: self.atom_attention_encoder.prepare_cache(
+                ff, windows, st, pz, cache_pair_biases, pair_chunk_size=pair_chunk_size
+            ),
             f, s_trunk, pair_z,
         )
         decoder_biases = None
@@ -233,9 +235,9 @@ class DiffusionModule(nn.Module):
         x_noisy: torch.Tensor,
         t_hat_noise_level: torch.Tensor,
         input_feature_dict: Mapping[str, torch.Tensor],
-        s_inputs: torch.Tensor,
-        s_trunk: torch.Tensor,
-        z_trunk: torch.Tensor,
+        s_inputs: torch.Tensor | None,
+        s_trunk: torch.Tensor | None,
+        z_trunk: torch.Tensor | None,
         *,
         cache: DiffusionCache | None = None,
         chunk_size: int | None = None,
@@ -247,12 +249,16 @@ class DiffusionModule(nn.Module):
 
         chunk_size: queries (token attention) / windows (atom attention) per attention chunk.
         sample_chunk_size: samples per network pass (bounds activation memory for many samples).
+        With a `cache`, the trunk tensors are not read and may be None: a caller short of memory can
+        free z_trunk (N_token² x c_z floats) once the cache holds the pair conditioning.
         inplace_safe: allow in-place updates (only under no_grad). All agree with the plain path to float
         rounding (chunk_size and the cache exactly; sample chunks to ~1e-5 Å, as matmul blocking changes).
         """
         if inplace_safe and torch.is_grad_enabled():
             raise ValueError("inplace_safe=True needs torch.no_grad(): it would corrupt autograd")
         if cache is None:
+            if s_inputs is None or s_trunk is None or z_trunk is None:
+                raise ValueError("s_inputs, s_trunk and z_trunk are required without a cache")
             cache = self.prepare_cache(input_feature_dict, s_inputs, s_trunk, z_trunk, use_conditioning=use_conditioning)
         if x_noisy.dim() < 3 or x_noisy.shape[-1] != 3 or x_noisy.shape[-2] != cache.windows.n_atom:
             raise ValueError(
