@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from rnadiff.cli.evaluate import json_safe
+from rnadiff.cli.overrides import accept_trailing_overrides
 from rnadiff.errors import OutputError
 
 
@@ -24,22 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="MinimizationConfig overrides")
     p.set_defaults(func=run)
-    _accept_trailing_overrides(p)
-
-
-def _accept_trailing_overrides(parser: argparse.ArgumentParser) -> None:
-    """Let `key=value` overrides follow the options (`INPUT --out F k=v`): argparse on Python
-    3.11 fills a `nargs="*"` positional at INPUT and rejects later ones, so unparsed
-    `key=value` words are collected here instead."""
-    original = parser.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        ns, extras = original(args, namespace)
-        trailing = [a for a in extras if "=" in a and not a.startswith("-")]
-        ns.overrides = list(getattr(ns, "overrides", None) or []) + trailing
-        return ns, [a for a in extras if a not in trailing]
-
-    parser.parse_known_args = parse_known_args
+    accept_trailing_overrides(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,116 @@
+"""refine_file: one input file → DIR/<stem>/sample_<k>.<fmt> + DIR/<stem>/summary.json.
+
+The output directory of an input is built in a temporary sibling and moved into place at the
+end, so a failure leaves nothing half-written; an existing one is replaced only with overwrite.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnadiff.errors import OutputError
+from rnadiff.io import build_gemmi_structure, read_structure, write_structure
+from rnadiff.metrics import AtomTable, structure_quality
+from rnadiff.model.refinement_model import RefinementModel
+from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
+
+FORMATS = ("cif", "pdb")
+
+
+def output_dir_for(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    name = Path(path).name
+    for suffix in (".gz", ".cif", ".mmcif", ".pdb", ".ent"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return Path(out_dir) / name
+
+
+def _quality(layout, coords: np.ndarray) -> dict[str, Any]:
+    q = structure_quality(AtomTable.from_gemmi(build_gemmi_structure(layout, coords)))
+    keep = ("n_atoms", "clashes", "clashes_per_1000_atoms", "bond_outliers", "link_outliers", "angle_outliers",
+            "chirality_errors", "n_bonds", "n_angles", "n_chiral_centres")
+    return {k: q[k] for k in keep}
+
+
+def _minimize(layout, coords: np.ndarray, minimize_config) -> tuple[np.ndarray, dict[str, Any]]:
+    from rnadiff.minimize import minimize_structure
+
+    res = minimize_structure(build_gemmi_structure(layout, coords), config=minimize_config)
+    return np.asarray(res.coords, np.float64), {k: res.report[k] for k in ("rmsd_to_start", "seconds") if k in res.report}
+
+
+def refine_file(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    model: RefinementModel,
+    settings: RefineSettings = RefineSettings(),
+    *,
+    fmt: str = "cif",
+    overwrite: bool = False,
+    minimize_config: Any = None,
+    checkpoint: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], RefineResult]:
+    """Refine `path` and write its samples and summary; returns (summary, result)."""
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown format {fmt!r}; choose cif or pdb")
+    target = output_dir_for(path, out_dir)
+    if target.exists() and not overwrite:
+        raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+    if not Path(out_dir).is_dir():
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    structure = read_structure(path)
+    result = refine_structure(structure, model, settings, progress=progress)
+    layout = result.features.layout
+    given = result.features["atom_present_mask"].numpy() > 0
+    samples = result.samples
+    per_sample_seconds = result.seconds / len(samples)
+    records, minimized = [], []
+    for k, x in enumerate(samples):
+        t = time.perf_counter()
+        rec: dict[str, Any] = {"sample": k, "given_atom_rmsd": round(float(result.given_rmsd[k]), 4)}
+        if minimize_config is not None:
+            x, rec["minimization"] = _minimize(layout, x, minimize_config)
+            rec["given_atom_rmsd_after_minimization"] = round(
+                float(np.sqrt(((x[given] - result.features["coords"].numpy()[given]) ** 2).sum(-1).mean())), 4)
+        minimized.append(x)
+        rec.update(_quality(layout, x))
+        rec["runtime_s"] = round(per_sample_seconds + time.perf_counter() - t, 3)
+        records.append(rec)
+    samples = np.stack(minimized)
+    b = np.asarray(result.b_factors)
+    summary = {
+        "input": str(path),
+        "checkpoint": checkpoint,
+        "n_residues": layout.n_tokens,
+        "n_atoms": layout.n_atoms,
+        "n_given_atoms": int(given.sum()),
+        "input_notes": list(result.features.notes),
+        "settings": {"samples": settings.n_samples, "steps": settings.num_steps, "seed": settings.seed,
+                     "start_sigma": round(result.start_sigma, 4), "steps_run": result.steps_run,
+                     "anchor_strength": settings.anchor_strength, "regularize": settings.regularize,
+                     "minimize": minimize_config is not None, "format": fmt},
+        "sampling_seconds": round(result.seconds, 3),
+        "samples": records,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for k, x in enumerate(samples):
+            write_structure(tmp / f"sample_{k}.{fmt}", layout, x, b_factors=b, fmt=fmt)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result.samples = samples
+    return summary, result

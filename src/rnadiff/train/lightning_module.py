@@ -1,0 +1,130 @@
+"""LightningModule: RefinementModel + the diffusion training objective of `rnadiff.diffusion`.
+
+Per example: condition on the partial input, build the denoiser cache once, denoise N_sample
+noisy copies of the ground truth (`training_forward`) and score them with `diffusion_loss`
+(aligned weighted MSE + smooth lDDT + bond loss over the real bonds with ideal lengths).
+AdamW + linear warm-up / step decay (`build_optimizer`, `build_lr_scheduler`); gradient clipping
+by the Trainer; an EMA of the weights is updated after every step, saved in the checkpoint, used
+for validation and exported.
+
+Randomness is a pure function of (seed, global step) or (seed, validation index): a resumed run
+draws exactly what the uninterrupted run would have drawn. The checkpoint holds only tensors and
+plain Python values, so it loads with `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from rnadiff.diffusion.schedule import DiffusionSchedule
+from rnadiff.diffusion.training import (
+    ExponentialMovingAverage,
+    LossWeights,
+    build_lr_scheduler,
+    build_optimizer,
+    diffusion_loss,
+    training_forward,
+)
+from rnadiff.model.refinement_model import RefinementModel
+from rnadiff.train.examples import Example, make_generator
+
+DIFFUSION_KEYS = ("sigma_data", "c_atom", "c_atompair", "c_token", "c_s", "c_z", "c_s_inputs",
+                  "c_noise_embedding", "atom_encoder", "transformer", "atom_decoder")
+
+
+def model_config_from_stage_d(stage_d: dict[str, Any], conditioner: dict[str, Any]) -> dict[str, Any]:
+    """RefinementModel kwargs from the `model.stageD` dict and the `conditioner` dict."""
+    return {"conditioner": dict(conditioner), "diffusion": {k: stage_d[k] for k in DIFFUSION_KEYS}}
+
+
+class RefinementLightning(pl.LightningModule):
+    def __init__(self, model_config: dict[str, Any], stage_d: dict[str, Any], seed: int = 0,
+                 provenance: dict[str, Any] | None = None):
+        super().__init__()
+        self.save_hyperparameters()  # plain dicts only: the checkpoint stays weights_only-safe
+        self.model = RefinementModel(**model_config)
+        tr, sc = stage_d["training"], stage_d["schedule"]
+        self.schedule = DiffusionSchedule(sigma_data=stage_d["sigma_data"], s_max=sc["s_max"], s_min=sc["s_min"],
+                                          p=sc["p"], dt=sc["dt"], p_mean=tr["p_mean"], p_std=tr["p_std"])
+        self.loss_weights = LossWeights(**tr["loss"])
+        self.n_sample = int(tr["N_sample"])
+        self.chunk = tr.get("diffusion_chunk_size")
+        self.seed = int(seed)
+        self.ema = ExponentialMovingAverage(self.model, float(tr["ema_decay"]))
+        self._ema_model: RefinementModel | None = None  # built at validation start, not a submodule
+
+    # -- loss -----------------------------------------------------------------------------------
+    def example_loss(self, model: RefinementModel, ex: Example, generator: torch.Generator
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        f = ex.features
+        cache = model.prepare_cache(f)
+
+        def denoise(x_noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            return model.diffusion_module(x_noisy, sigma, f, None, None, None, cache=cache)
+
+        noisy, pred = training_forward(denoise, x_true=ex.x_true, coordinate_mask=ex.true_mask,
+                                       schedule=self.schedule, n_sample=self.n_sample, generator=generator,
+                                       diffusion_chunk_size=self.chunk)
+        is_rna = f["is_rna"][f["atom_to_token_idx"].long()]
+        return diffusion_loss(pred, ex.x_true, noisy.sigma, coordinate_mask=ex.true_mask, is_rna=is_rna,
+                              bond_index=ex.bond_index, bond_length=ex.bond_length, weights=self.loss_weights,
+                              sigma_data=self.model.sigma_data)
+
+    def _batch_loss(self, model, batch: list[Example], generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        totals, parts = [], {}
+        for ex in batch:
+            loss, metrics = self.example_loss(model, ex, generator)
+            totals.append(loss)
+            for k, v in metrics.items():
+                parts.setdefault(k, []).append(v)
+        return torch.stack(totals).mean(), {k: torch.stack(v).mean() for k, v in parts.items()}
+
+    # -- Lightning hooks ----------------------------------------------------------------------------
+    def training_step(self, batch: list[Example], batch_idx: int) -> torch.Tensor:
+        loss, parts = self._batch_loss(self.model, batch, make_generator(self.seed, 4, self.global_step))
+        n = len(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=n)
+        for k in ("mse_loss", "smooth_lddt_loss", "bond_loss"):
+            self.log(f"train_{k}", parts[k], batch_size=n)
+        self.log("n_tokens", float(sum(int(ex.features["restype"].shape[0]) for ex in batch)), batch_size=n)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.ema.update(self.model)
+
+    def on_validation_start(self) -> None:
+        self._ema_model = self.ema.averaged_copy(self.model).eval()
+
+    def on_validation_end(self) -> None:
+        self._ema_model = None
+
+    def validation_step(self, batch: list[Example], batch_idx: int) -> torch.Tensor:
+        model = self._ema_model if self._ema_model is not None else self.model
+        loss, parts = self._batch_loss(model, batch, make_generator(self.seed, 5, batch_idx))
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(batch), on_epoch=True)
+        self.log("val_mse_loss", parts["mse_loss"], batch_size=len(batch), on_epoch=True)
+        self.log("val_smooth_lddt_loss", parts["smooth_lddt_loss"], batch_size=len(batch), on_epoch=True)
+        return loss
+
+    def configure_optimizers(self):
+        tr = self.hparams.stage_d["training"]
+        opt = build_optimizer(self.model.parameters(), lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]),
+                              betas=tuple(tr["adam_betas"]))
+        sched = build_lr_scheduler(opt, warmup_steps=int(tr["warmup_steps"]),
+                                   decay_every_n_steps=int(tr["lr_decay_every_n_steps"]),
+                                   decay_factor=float(tr["lr_decay_factor"]))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ema"] = {k: v.detach().clone() for k, v in self.ema.state_dict().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "ema" in checkpoint:
+            for k, v in checkpoint["ema"].items():
+                self.ema.shadow[k].copy_(v)
+
+    def ema_model(self) -> RefinementModel:
+        """A copy of the model carrying the EMA weights (what gets exported)."""
+        return self.ema.averaged_copy(self.model).eval()

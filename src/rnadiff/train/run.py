@@ -1,0 +1,158 @@
+"""`train_from_config(cfg)`: build data, model, Trainer (checkpoints, logs, early stopping) and fit.
+
+Run directory (`trainer.run_dir`):
+    checkpoints/last.ckpt   saved every `trainer.checkpoint_every` steps and at the end (resume point)
+    checkpoints/best.ckpt   lowest val_loss so far (EMA weights used for validation)
+    logs/version_N/metrics.csv   CSV log, one version per session (TensorBoard under logs/tb)
+Resuming: `trainer.resume=auto` (default) continues from checkpoints/last.ckpt when it exists;
+`trainer.resume=PATH` from a given Lightning checkpoint; `never` starts afresh. Checkpoints are
+read with `weights_only=True` (the module stores only tensors and plain values).
+"""
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rnadiff.errors import ConfigError
+from rnadiff.train.data import load_records, split_records
+from rnadiff.train.examples import TrainStream, ValidationSet
+from rnadiff.train.lightning_module import RefinementLightning, model_config_from_stage_d
+from rnadiff.train.partial import PartialSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    global_step: int
+    metrics: dict[str, float]
+    exported: Path | None
+    module: Any
+
+
+def _resume_path(cfg: DictConfig, ckpt_dir: Path) -> Path | None:
+    mode = str(cfg.trainer.resume)
+    if mode == "never":
+        return None
+    if mode == "auto":
+        last = ckpt_dir / "last.ckpt"
+        return last if last.exists() else None
+    p = Path(mode)
+    if not p.is_file():
+        raise ConfigError(f"trainer.resume={mode}: no such checkpoint file")
+    return p
+
+
+def _loggers(run_dir: Path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    # A new version_N per session: a resumed run must not overwrite the CSV of the earlier ones.
+    loggers = [CSVLogger(str(run_dir), name="logs")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(run_dir / "logs"), name="tb"))
+    except ImportError:  # optional: CSV is always written
+        pass
+    return loggers
+
+
+def train_from_config(cfg: DictConfig, *, command: str | None = None, records=None) -> TrainResult:
+    """Train (or resume) the standalone refinement model described by the composed config."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+
+    from rnadiff.model.refinement_io import save_refinement_checkpoint
+
+    if records is None and not cfg.data.path:
+        raise ConfigError("data.path is required (a folder or .tar.gz of PDB/mmCIF files)")
+    torch.set_num_threads(int(cfg.trainer.threads))
+    logging.getLogger("lightning.pytorch").propagate = False  # it has its own handler: no double lines
+    stage_d = OmegaConf.to_container(cfg.model.stageD, resolve=True)
+    if stage_d["memory"]["mixed_precision"] != "fp32":
+        raise ConfigError("rnadiff train runs in fp32 (bf16 is emulated and very slow on CPUs without AMX)")
+    conditioner = OmegaConf.to_container(cfg.conditioner, resolve=True)
+    partial = PartialSettings.from_mapping(OmegaConf.to_container(cfg.data.partial, resolve=True))
+    if records is None:
+        records, report = load_records(cfg.data.path, extract_dir=cfg.data.extract_dir,
+                                       min_length=int(cfg.data.min_length), max_length=int(cfg.data.max_length),
+                                       progress=bool(cfg.trainer.progress_bar))
+        n_skipped = len(report.skipped)
+    else:
+        n_skipped = 0
+    train_records, val_records = split_records(records, float(cfg.data.val_fraction))
+    val_records = val_records[: int(cfg.data.max_val_structures)]
+    if not train_records:
+        raise ConfigError(f"data.path {cfg.data.path}: no training structures after the split")
+    seed = int(cfg.data.seed)
+    provenance = {
+        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "data": {"path": str(cfg.data.path), "n_train": len(train_records), "n_val": len(val_records),
+                 "n_skipped": n_skipped, "val_fraction": float(cfg.data.val_fraction),
+                 "val_names": [r.name for r in val_records]},
+    }
+    torch.manual_seed(seed)  # the initial weights are part of the run's reproducibility
+    module = RefinementLightning(model_config_from_stage_d(stage_d, conditioner), stage_d, seed=seed,
+                                 provenance=provenance)
+    stream = TrainStream(train_records, batch_size=int(cfg.data.batch_size), crop_size=int(cfg.data.crop_size),
+                         spatial_prob=float(cfg.data.spatial_crop_prob), partial=partial, seed=seed,
+                         start_step=lambda: module.global_step)
+    train_loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0)
+    val_loader = None
+    if val_records:
+        val_set = ValidationSet(val_records, crop_size=int(cfg.data.crop_size), partial=partial, seed=seed)
+        val_loader = torch.utils.data.DataLoader(val_set, batch_size=None, num_workers=0)
+
+    run_dir = Path(cfg.trainer.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    callbacks: list[Any] = [ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
+                                            every_n_train_steps=int(cfg.trainer.checkpoint_every))]
+    best_cb = None
+    if val_loader is not None:
+        best_cb = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor="val_loss", mode="min",
+                                  save_top_k=1, enable_version_counter=False)
+        callbacks += [best_cb, EarlyStopping(monitor="val_loss", mode="min",
+                                             patience=int(cfg.trainer.early_stopping_patience))]
+    if cfg.trainer.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=int(cfg.trainer.progress_refresh)))
+    grad_clip = stage_d["training"]["grad_clip_norm"]
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_steps=int(cfg.trainer.max_steps),
+        max_time=cfg.trainer.max_time, val_check_interval=int(cfg.trainer.val_check_interval),
+        check_val_every_n_epoch=None, num_sanity_val_steps=0, limit_val_batches=None if val_loader else 0,
+        gradient_clip_val=float(grad_clip) if grad_clip and grad_clip > 0 else None,
+        gradient_clip_algorithm="norm", callbacks=callbacks, logger=_loggers(run_dir),
+        log_every_n_steps=int(cfg.trainer.log_every), enable_progress_bar=bool(cfg.trainer.progress_bar),
+        enable_model_summary=False, default_root_dir=str(run_dir), precision="32-true",
+    )
+    resume = _resume_path(cfg, ckpt_dir)
+    if resume is not None:
+        log.warning("resuming from %s", resume)
+    t0 = time.time()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None, weights_only=True)
+    last = ckpt_dir / "last.ckpt"
+    trainer.save_checkpoint(str(last), weights_only=False)  # the final state is always a resume point
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    exported = None
+    if cfg.export.path:
+        prov = dict(provenance, steps=int(trainer.global_step), metrics=metrics,
+                    train_seconds_this_session=round(time.time() - t0, 1), weights="ema")
+        exported = save_refinement_checkpoint(cfg.export.path, module.ema_model(), prov,
+                                              overwrite=bool(cfg.export.overwrite))
+    best = Path(best_cb.best_model_path) if best_cb is not None and best_cb.best_model_path else None
+    return TrainResult(run_dir=run_dir, last_checkpoint=last, best_checkpoint=best, global_step=int(trainer.global_step),
+                       metrics=metrics, exported=exported, module=module)
