@@ -85,11 +85,13 @@ def refine_structure(
     *,
     trunk: Any = None,
     progress: Callable[[int], None] | None = None,
+    guidance: Any = None,
 ) -> RefineResult:
     """Refine one structure (an `io.RNAStructure` or its `Features`).
 
     trunk: optional upstream (s_inputs, s_trunk, z_trunk) replacing the standalone conditioning.
     progress: called with 1 after every denoiser call (for a progress bar).
+    guidance: optional sampler guidance (`rnadiff.diffusion.guidance.RNAGuidance`), off when None.
     """
     t0 = time.perf_counter()
     feats = structure_or_features if isinstance(structure_or_features, Features) else featurize(structure_or_features)
@@ -124,7 +126,8 @@ def refine_structure(
         generator = torch.Generator().manual_seed(int(settings.seed))
         out = sample_diffusion(denoise, noise_schedule=sigmas, n_atom=n_atom, n_sample=settings.n_samples,
                                settings=SamplerSettings(**settings.sampling), generator=generator, x_init=x_init,
-                               start_index=start, diffusion_chunk_size=settings.diffusion_chunk_size)
+                               start_index=start, diffusion_chunk_size=settings.diffusion_chunk_size,
+                               guidance=guidance)
     coords = (out.coordinates + centre).double().numpy()
     if settings.regularize:
         coords = np.stack([regularize_sample(x, feats, settings) for x in coords])
