@@ -25,7 +25,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rnadiff.diffusion import sampler as sampler_mod  # noqa: E402
 from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance  # noqa: E402
 from rnadiff.io import build_gemmi_structure  # noqa: E402
 from rnadiff.metrics import compare_structures  # noqa: E402
