@@ -211,11 +211,14 @@ class ExponentialMovingAverage:
             raise ValueError(f"ema decay must lie in [0, 1), got {decay}")
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        # Frozen parameters (LoRA base weights, Fourier features) are copied, not averaged:
+        # decay·w + (1−decay)·w is not bitwise w in floating point.
+        self.frozen = {k for k, p in module.named_parameters() if not p.requires_grad}
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:
         for k, v in module.state_dict().items():
-            if v.dtype.is_floating_point:
+            if v.dtype.is_floating_point and k not in self.frozen:
                 self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
             else:
                 self.shadow[k].copy_(v)

@@ -108,9 +108,27 @@ class RefinementLightning(pl.LightningModule):
         self.log("val_smooth_lddt_loss", parts["smooth_lddt_loss"], batch_size=len(batch), on_epoch=True)
         return loss
 
+    # -- fine-tuning ----------------------------------------------------------------------------
+    def load_initial_weights(self, model: RefinementModel) -> None:
+        """Start from a trained model's weights (fine-tuning) instead of a fresh initialisation."""
+        self.model.load_state_dict(model.state_dict())
+        self.ema = ExponentialMovingAverage(self.model, self.ema.decay)
+
+    def enable_lora(self, settings) -> int:
+        """Freeze every weight, then wrap the denoiser's target projections with LoRA adapters
+        (rnadiff.lora, peft): only the adapters train. Returns the trainable parameter count."""
+        from rnadiff.lora import apply_lora
+
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        apply_lora(self.model.diffusion_module, settings)
+        self.ema = ExponentialMovingAverage(self.model, self.ema.decay)  # parameter names changed
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
     def configure_optimizers(self):
         tr = self.hparams.stage_d["training"]
-        opt = build_optimizer(self.model.parameters(), lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]),
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        opt = build_optimizer(trainable, lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]),
                               betas=tuple(tr["adam_betas"]))
         sched = build_lr_scheduler(opt, warmup_steps=int(tr["warmup_steps"]),
                                    decay_every_n_steps=int(tr["lr_decay_every_n_steps"]),
@@ -126,5 +144,11 @@ class RefinementLightning(pl.LightningModule):
                 self.ema.shadow[k].copy_(v)
 
     def ema_model(self) -> RefinementModel:
-        """A copy of the model carrying the EMA weights (what gets exported)."""
-        return self.ema.averaged_copy(self.model).eval()
+        """A copy of the model carrying the EMA weights (what gets exported); LoRA adapters, if
+        any, are merged into the base weights so the copy is a plain RefinementModel."""
+        model = self.ema.averaged_copy(self.model).eval()
+        from rnadiff.lora import has_lora, merge_lora
+
+        if has_lora(model.diffusion_module):
+            model.diffusion_module = merge_lora(model.diffusion_module).eval()
+        return model

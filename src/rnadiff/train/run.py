@@ -105,8 +105,26 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
                  "val_names": [r.name for r in val_records]},
     }
     torch.manual_seed(seed)  # the initial weights are part of the run's reproducibility
-    module = RefinementLightning(model_config_from_stage_d(stage_d, conditioner), stage_d, seed=seed,
-                                 provenance=provenance)
+    model_config = model_config_from_stage_d(stage_d, conditioner)
+    init_model = None
+    if cfg.trainer.get("init_from"):
+        from rnadiff.refine.models import load_refinement_model
+
+        # The architecture comes from the checkpoint; model.stageD still gives schedule and losses.
+        init_model, source = load_refinement_model(None if cfg.trainer.init_from == "default" else cfg.trainer.init_from)
+        model_config = init_model.config
+        provenance["init_from"] = source
+    module = RefinementLightning(model_config, stage_d, seed=seed, provenance=provenance)
+    if init_model is not None:
+        module.load_initial_weights(init_model)
+    if stage_d["lora"].get("enabled"):
+        from rnadiff.lora import LoraSettings
+
+        n_trainable = module.enable_lora(LoraSettings.from_config(stage_d["lora"]))
+        n_total = sum(p.numel() for p in module.model.parameters())
+        provenance["lora"] = dict(stage_d["lora"], trainable=n_trainable, total=n_total)
+        log.warning("LoRA fine-tuning: %d of %d parameters train (%.2f%%)", n_trainable, n_total,
+                    100 * n_trainable / n_total)
     stream = TrainStream(train_records, batch_size=int(cfg.data.batch_size), crop_size=int(cfg.data.crop_size),
                          spatial_prob=float(cfg.data.spatial_crop_prob), partial=partial, seed=seed,
                          start_step=lambda: module.global_step)
