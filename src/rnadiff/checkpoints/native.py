@@ -19,39 +19,36 @@ Loading checks everything and raises CheckpointError naming the file and the pro
 """
 from __future__ import annotations
 
-import datetime
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
-from safetensors import safe_open
-
-from rnadiff import __version__
 from rnadiff.checkpoints.build import merge_config, module_from_state_dict, normalize_config
-from rnadiff.checkpoints.files import DIRECTORY, SAFETENSORS, TORCH, atomic_write_dir, atomic_write_file, reading, sniff
+from rnadiff.checkpoints.container import (
+    CONFIG_NAME,
+    METADATA_KEY,
+    WEIGHTS_NAME,
+    load_weights,
+    locate_container,
+    make_document,
+    write_container,
+)
 from rnadiff.errors import CheckpointError, ConfigError
 from rnadiff.model.diffusion_module import DiffusionModule
 
 FORMAT = "rnadiff-diffusion-module"
 FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-METADATA_KEY = "rnadiff_config"
+
+__all__ = [
+    "CONFIG_NAME", "FORMAT", "FORMAT_VERSION", "METADATA_KEY", "WEIGHTS_NAME",
+    "checkpoint_document", "load_checkpoint", "read_checkpoint_document", "save_checkpoint",
+]
 
 
 def checkpoint_document(module: DiffusionModule, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document describing `module` (see the module docstring)."""
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": json.loads(json.dumps(module.config)),
-        "provenance": dict(provenance or {}),
-        "rnadiff_version": __version__,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return make_document(FORMAT, FORMAT_VERSION, module.config, provenance)
 
 
 def save_checkpoint(
@@ -72,21 +69,7 @@ def save_checkpoint(
             "module carries LoRA adapters: merge them first (rnadiff.lora.merge_lora) "
             "or save the adapters alone (rnadiff.lora.save_lora_adapters)"
         )
-    try:
-        text = json.dumps(checkpoint_document(module, provenance), indent=2, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"checkpoint provenance must be JSON-serialisable: {exc}") from None
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    metadata = {METADATA_KEY: text}
-    target = Path(path)
-    if target.suffix == ".safetensors":
-        return atomic_write_file(target, lambda tmp: safetensors.torch.save_file(tensors, str(tmp), metadata), overwrite)
-
-    def write_dir(tmp_dir: Path) -> None:
-        safetensors.torch.save_file(tensors, str(tmp_dir / WEIGHTS_NAME), metadata)
-        (tmp_dir / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
-
-    return atomic_write_dir(target, write_dir, overwrite)
+    return write_container(path, state, checkpoint_document(module, provenance), overwrite=overwrite)
 
 
 def read_checkpoint_document(path: str | os.PathLike) -> dict[str, Any]:
@@ -107,58 +90,10 @@ def load_checkpoint(path: str | os.PathLike, config: Mapping[str, Any] | None = 
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
     kwargs = merge_config(kwargs, config, source)
-    with reading(weights_path, "weights"):
-        state_dict = safetensors.torch.load_file(str(weights_path))
-    return module_from_state_dict(kwargs, state_dict, source)
+    return module_from_state_dict(kwargs, load_weights(weights_path), source)
 
 
 def _locate(path: Path) -> tuple[Path, dict[str, Any]]:
-    """(weights file, validated document) for a checkpoint directory or single file."""
-    kind = sniff(path)
-    if kind == TORCH:
-        raise CheckpointError(f"{path}: a torch file, not an rnadiff checkpoint (use load_protenix_checkpoint)")
-    if kind == SAFETENSORS:
-        embedded = _metadata_document(path)
-        if embedded is None:
-            raise CheckpointError(f"{path}: safetensors file without an '{METADATA_KEY}' entry in its metadata")
-        return path, _validate(embedded, path)
-    assert kind == DIRECTORY
-    config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise CheckpointError(f"{path}: checkpoint directory lacks {required.name}")
-    with reading(config_path, "config"):
-        document = _validate(config_path.read_text(encoding="utf-8"), config_path)
-    if sniff(weights_path) != SAFETENSORS:
-        raise CheckpointError(f"{weights_path}: not a safetensors file")
-    embedded = _metadata_document(weights_path)
-    if embedded is not None and _validate(embedded, weights_path)["model"] != document["model"]:
-        raise CheckpointError(f"{path}: {CONFIG_NAME} and the metadata of {WEIGHTS_NAME} describe different models")
-    return weights_path, document
-
-
-def _metadata_document(path: Path) -> str | None:
-    with reading(path, "safetensors header"):
-        with safe_open(str(path), framework="pt") as fh:
-            return (fh.metadata() or {}).get(METADATA_KEY)
-
-
-def _validate(text: str, where: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise CheckpointError(f"{where}: invalid JSON config: {exc}") from None
-    if not isinstance(document, dict):
-        raise CheckpointError(f"{where}: config must be a JSON object")
-    if document.get("format") != FORMAT:
-        raise CheckpointError(f"{where}: format is {document.get('format')!r}, expected {FORMAT!r}")
-    version = document.get("format_version")
-    if version != FORMAT_VERSION:
-        newer = isinstance(version, int) and version > FORMAT_VERSION
-        hint = " (written by a newer rnadiff)" if newer else ""
-        raise CheckpointError(f"{where}: unsupported format_version {version!r}{hint}; this rnadiff reads {FORMAT_VERSION}")
-    if not isinstance(document.get("model"), dict):
-        raise CheckpointError(f"{where}: config lacks the 'model' object")
-    if not isinstance(document.setdefault("provenance", {}), dict):
-        raise CheckpointError(f"{where}: 'provenance' must be a JSON object")
-    return document
+    hints = {"rnadiff-refinement-model": " (a standalone refinement checkpoint: load it with "
+                                         "rnadiff.model.refinement_io.load_refinement_checkpoint)"}
+    return locate_container(path, FORMAT, FORMAT_VERSION, hints)
