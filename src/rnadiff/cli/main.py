@@ -39,9 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMAND_MODULES:
-        spec = importlib.util.find_spec(f"rnadiff.cli.{name}")
-        if spec is None:  # command not built yet in this checkout
-            continue
         importlib.import_module(f"rnadiff.cli.{name}").register(subparsers)
     return parser
 
