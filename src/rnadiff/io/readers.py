@@ -11,6 +11,7 @@ Every problem a user can cause raises `InputError` (or `UnknownResidueError`) na
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 from collections import Counter
 from functools import lru_cache
@@ -35,6 +36,9 @@ from rnadiff.io.breaks import mark_chain_breaks
 from rnadiff.io.structure import Chain, Residue, RNAStructure
 
 DEFAULT_MAX_RESIDUES = 4096
+# Larger than any real assembly (PDB's own format stops at 9999.999 Å); beyond it a file is broken,
+# and numerical steps downstream (SVD, L-BFGS) fail rather than report.
+MAX_ABS_COORDINATE = 1.0e4
 WATER_NAMES = frozenset({"HOH", "WAT", "DOD", "H2O", "TIP", "TIP3", "SOL"})
 # An unknown residue with this many ribose-phosphate atom names is a nucleotide we cannot place,
 # not a ligand: an error rather than a silent drop.
@@ -53,7 +57,7 @@ def _read_text(path: Path) -> str:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"truncated or corrupt gzip file ({exc})", path) from None
     if not raw.strip():
         raise InputError("empty file", path)
@@ -241,6 +245,10 @@ def read_structure(path: str | os.PathLike, max_residues: int | None = None) -> 
                 continue
             if not np.isfinite(coords).all():
                 raise InputError(f"non-finite (NaN/inf) coordinates in residue {raw_name} {gchain.name}{gres.seqid.num}", path)
+            if np.abs(coords).max() > MAX_ABS_COORDINATE:
+                raise InputError(
+                    f"absurd coordinates (|x| > {MAX_ABS_COORDINATE:g} Å) in residue {raw_name} {gchain.name}{gres.seqid.num}", path
+                )
             key = (gchain.name, gres.seqid.num, gres.seqid.icode.strip())
             if key in seen_keys and all(a.has_altloc() for a in gres):
                 notes.altlocs += len(gres)  # an alternative residue (microheterogeneity)

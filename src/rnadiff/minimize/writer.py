@@ -53,7 +53,8 @@ def write_table(table: AtomTable, path: str | os.PathLike, overwrite: bool = Fal
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists (use --overwrite to replace it)")
     if not path.parent.is_dir():
-        raise OutputError(f"output folder {path.parent} does not exist")
+        what = "is not a directory (it is a file)" if path.parent.exists() else "does not exist"
+        raise OutputError(f"output folder {path.parent} {what}")
     st = table_to_gemmi(table)
     if path.suffix.lower() in (".cif", ".mmcif"):
         text = st.make_mmcif_document().as_string()

@@ -35,6 +35,7 @@ class RefineSettings:
 
     n_samples: int = 5
     num_steps: int = 50
+    max_sequence_length: int = 4096  # model.stageD.memory.max_sequence_length: longer inputs are refused
     seed: int = 0
     start_sigma: float | None = 10.0
     start_fraction: float | None = None
@@ -94,7 +95,8 @@ def refine_structure(
     guidance: optional sampler guidance (`rnadiff.diffusion.guidance.RNAGuidance`), off when None.
     """
     t0 = time.perf_counter()
-    feats = structure_or_features if isinstance(structure_or_features, Features) else featurize(structure_or_features)
+    feats = (structure_or_features if isinstance(structure_or_features, Features)
+             else featurize(structure_or_features, max_sequence_length=settings.max_sequence_length))
     f = feats.as_dict()
     given = f["atom_present_mask"] > 0
     if not bool(given.any()):

@@ -65,9 +65,7 @@ def refine_file(
     target = output_dir_for(path, out_dir)
     if target.exists() and not overwrite:
         raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
-    if not Path(out_dir).is_dir():
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    structure = read_structure(path)
+    structure = read_structure(path, max_residues=settings.max_sequence_length)
     result = refine_structure(structure, model, settings, progress=progress)
     layout = result.features.layout
     given = result.features["atom_present_mask"].numpy() > 0
@@ -101,6 +99,10 @@ def refine_file(
         "sampling_seconds": round(result.seconds, 3),
         "samples": records,
     }
+    try:  # created only now, so a failed input leaves nothing behind
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{target.parent}: cannot create the output folder ({exc.strerror or exc})") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for k, x in enumerate(samples):
