@@ -4,6 +4,9 @@ For every input: DIR/<stem>/sample_<k>.<fmt> (B-factor = per-atom spread across 
 DIR/<stem>/summary.json. A bad input is reported on stderr and skipped; the others are still
 written; the exit code is 2 if any input failed. Settings beyond the options are Hydra overrides
 of the refine config, e.g. `model.stageD.inference.refinement.start_sigma=5`.
+
+`--devices N` shards the inputs over N worker processes (input i to worker i mod N; see
+rnadiff.refine.shard): the same files, report lines (in input order) and exit code as one process.
 """
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared or busy machine more threads spin and "
                         "can be several times slower; results are identical for a given thread count)")
+    p.add_argument("--devices", type=int, default=1,
+                   help="worker processes (default 1); input i goes to worker i mod N, each with --threads "
+                        "torch threads; outputs are identical to a single-process run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     accept_trailing_overrides(p)
@@ -73,57 +79,61 @@ def settings_from(args: argparse.Namespace, overrides: list[str]):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rnadiff.refine import load_refinement_model, refine_file, write_c1_csv
-    from rnadiff.refine.c1csv import c1_rows
+    from rnadiff.refine import load_refinement_model, write_c1_csv
     from rnadiff.refine.core import denoiser_calls
-    from rnadiff.refine.files import output_dir_for
+    from rnadiff.refine.shard import minimize_config_for, refine_one, refine_sharded
 
     import torch
 
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
+    if args.devices < 1:
+        raise InputError(f"--devices must be >= 1, got {args.devices}")
     torch.set_num_threads(args.threads)
     inputs, extra = split_overrides(list(args.inputs))
     overrides = extra + list(getattr(args, "overrides", []) or [])
     if not inputs:
         raise InputError("no INPUT files given")
     settings = settings_from(args, overrides)
-    minimize_config = None
-    if args.minimize:
-        from rnadiff.minimize import MinimizationConfig
-
-        minimize_config = MinimizationConfig()
     if args.c1_csv and Path(args.c1_csv).exists() and not args.overwrite:
         raise RnadiffError(f"{args.c1_csv}: already exists (use --overwrite to replace it)")
-    model, source = load_refinement_model(args.checkpoint)
-    calls = denoiser_calls(settings, model.sigma_data)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
+    model, source = load_refinement_model(args.checkpoint)  # a bad checkpoint fails here, before any worker
+    outcomes = []
+    if args.devices > 1 and len(inputs) > 1:
+        del model
+        outcomes = refine_sharded(inputs, args.devices, out=args.out, checkpoint=args.checkpoint, settings=settings,
+                                  fmt=args.format, overwrite=args.overwrite, minimize=args.minimize,
+                                  threads=args.threads, c1=bool(args.c1_csv))
+        for o in outcomes:
+            if o.error is None:
+                print(o.line)
+            else:
+                print(f"rnadiff: error: {o.error}", file=sys.stderr)
+    else:
+        minimize_config = minimize_config_for(args.minimize)
+        calls = denoiser_calls(settings, model.sigma_data)
+        bar = None
+        if not args.no_progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=calls * len(inputs), unit="step", desc="refine", file=sys.stderr, leave=False)
-    failed, rows = [], []
-    for path in inputs:
+            bar = tqdm(total=calls * len(inputs), unit="step", desc="refine", file=sys.stderr, leave=False)
+        for i, path in enumerate(inputs):
+            if bar is not None:
+                bar.set_postfix_str(Path(path).name)
+            o = refine_one(i, path, args.out, model, settings, fmt=args.format, overwrite=args.overwrite,
+                           minimize_config=minimize_config, checkpoint=source, c1=bool(args.c1_csv),
+                           progress=bar.update if bar is not None else None)
+            if o.error is None:
+                print(o.line)
+            else:
+                print(f"rnadiff: error: {o.error}", file=sys.stderr)
+            outcomes.append(o)
+            if bar is not None and bar.n < calls * (i + 1):
+                bar.update(calls * (i + 1) - bar.n)  # a failed input's share
         if bar is not None:
-            bar.set_postfix_str(Path(path).name)
-        try:
-            summary, result = refine_file(path, args.out, model, settings, fmt=args.format, overwrite=args.overwrite,
-                                          minimize_config=minimize_config, checkpoint=source,
-                                          progress=bar.update if bar is not None else None)
-            if args.c1_csv:
-                rows += c1_rows(output_dir_for(path, args.out).name, result.features.layout, result.samples)
-            worst = max(r["clashes_per_1000_atoms"] for r in summary["samples"])
-            print(f"{path}: {summary['n_residues']} nt, {len(summary['samples'])} samples -> "
-                  f"{output_dir_for(path, args.out)} ({summary['sampling_seconds']:.1f} s, given-atom RMSD "
-                  f"{min(r['given_atom_rmsd'] for r in summary['samples']):.2f} Å, clashes/1000 <= {worst:.1f})")
-        except RnadiffError as exc:
-            failed.append(path)
-            text = str(exc)
-            print(f"rnadiff: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
-        if bar is not None and bar.n < calls * (inputs.index(path) + 1):
-            bar.update(calls * (inputs.index(path) + 1) - bar.n)  # a failed input's share
-    if bar is not None:
-        bar.close()
+            bar.close()
+    failed = [o.path for o in outcomes if o.error is not None]
+    rows = [r for o in outcomes for r in o.c1_rows]
     if args.c1_csv and rows:
         write_c1_csv(args.c1_csv, rows, settings.n_samples, overwrite=True)
     if failed:

@@ -135,3 +135,36 @@ def split_records(records: list[Record], val_fraction: float) -> tuple[list[Reco
     val = [r for r in records if is_validation(r.seq_md5, val_fraction)]
     train = [r for r in records if not is_validation(r.seq_md5, val_fraction)]
     return train, val
+
+
+def distributed_rank_world() -> tuple[int, int]:
+    """(global rank, world size) of this process: (0, 1) outside torch.distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class RankShardedStream(torch.utils.data.IterableDataset):
+    """This rank's share of a `TrainStream` (rnadiff.train.examples): disjoint across ranks.
+
+    Global batch i holds examples i·B·W … (i+1)·B·W − 1 (B = `data.batch_size` per rank, W = world
+    size: the global batch is B × W); global rank r takes examples i·B·W + r·B … i·B·W + r·B + B − 1.
+    Every example is a pure function of (data.seed, global example index), so each rank's draws
+    are seeded by its global rank and no two ranks see the same example; with W = 1 this is exactly
+    the `TrainStream`. Rank and world size are read when iteration starts (inside the process
+    group, whatever strategy launched it), as is the stream's `start_step()` (resume).
+    """
+
+    def __init__(self, stream: Any, rank_world: Any = distributed_rank_world):
+        self.stream, self.rank_world = stream, rank_world
+
+    def __iter__(self):
+        rank, world = self.rank_world()
+        b = int(self.stream.batch_size)
+        step = int(self.stream.start_step())
+        while True:
+            base = (step * world + rank) * b
+            yield [self.stream.example(base + j) for j in range(b)]
+            step += 1

@@ -7,6 +7,14 @@ Run directory (`trainer.run_dir`):
 Resuming: `trainer.resume=auto` (default) continues from checkpoints/last.ckpt when it exists;
 `trainer.resume=PATH` from a given Lightning checkpoint; `never` starts afresh. Checkpoints are
 read with `weights_only=True` (the module stores only tensors and plain values).
+
+Scaling out (GitHub issue 11): `trainer.accelerator`, `trainer.devices`, `trainer.num_nodes` and
+`trainer.strategy` go straight to Lightning's Trainer (e.g. `trainer.devices=4 trainer.strategy=ddp`;
+on CPU the gloo backend). Each rank trains on its own disjoint share of the example stream
+(`RankShardedStream`): the global batch is `data.batch_size` × world size. Lightning logs and
+checkpoints on global rank 0 only; the export is written by global rank 0 only. With a launcher
+that runs the ranks in child processes (ddp_spawn, ddp_fork) the final state is read back from
+checkpoints/last.ckpt in the calling process.
 """
 from __future__ import annotations
 
@@ -19,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rnadiff.errors import ConfigError
-from rnadiff.train.data import load_records, split_records
+from rnadiff.train.data import RankShardedStream, load_records, split_records
 from rnadiff.train.examples import TrainStream, ValidationSet
 from rnadiff.train.lightning_module import RefinementLightning, model_config_from_stage_d
 from rnadiff.train.partial import PartialSettings
@@ -67,6 +76,43 @@ def _loggers(run_dir: Path):
     except ImportError:  # optional: CSV is always written
         pass
     return loggers
+
+
+class _GlobalStep:
+    """`start_step` of the stream: the module's restored global step (picklable, for ddp_spawn)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self) -> int:
+        return int(self.module.global_step)
+
+
+class _Session(Callback):
+    """Runs inside every rank's process: torch threads at setup, the final resume point at the end
+    (module level so that ddp_spawn can pickle it)."""
+
+    def __init__(self, threads: int, last: Path):
+        self.threads, self.last = threads, last
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        torch.set_num_threads(self.threads)  # spawned ranks start with the default thread count
+        # ddp_spawn pickles the module with torch.multiprocessing: plain tensor attributes (the EMA
+        # shadow, not a registered buffer) would land in memory shared by all ranks, each rank then
+        # updating the same EMA. Lightning un-shares parameters and buffers only; own copies here.
+        ema = getattr(pl_module, "ema", None)
+        if ema is not None:
+            ema.shadow = {k: v.clone() for k, v in ema.shadow.items()}
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # the final state is always a resume point (every rank calls it; global rank 0 writes)
+        trainer.save_checkpoint(str(self.last), weights_only=False)
+
+
+def _ran_in_child_processes(trainer) -> bool:
+    from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+    return isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher)
 
 
 def train_from_config(cfg: DictConfig, *, command: str | None = None, records=None) -> TrainResult:
@@ -127,8 +173,8 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
                     100 * n_trainable / n_total)
     stream = TrainStream(train_records, batch_size=int(cfg.data.batch_size), crop_size=int(cfg.data.crop_size),
                          spatial_prob=float(cfg.data.spatial_crop_prob), partial=partial, seed=seed,
-                         start_step=lambda: module.global_step)
-    train_loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0)
+                         start_step=_GlobalStep(module))
+    train_loader = torch.utils.data.DataLoader(RankShardedStream(stream), batch_size=None, num_workers=0)
     val_loader = None
     if val_records:
         val_set = ValidationSet(val_records, crop_size=int(cfg.data.crop_size), partial=partial, seed=seed)
@@ -137,8 +183,12 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
     run_dir = Path(cfg.trainer.run_dir)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last = ckpt_dir / "last.ckpt"
+    # last.ckpt is replaced in place (no last-v1.ckpt): `_Session` writes it at train end, which
+    # Lightning runs before ModelCheckpoint's own train-end save (checkpoint callbacks run last).
     callbacks: list[Any] = [ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
-                                            every_n_train_steps=int(cfg.trainer.checkpoint_every))]
+                                            every_n_train_steps=int(cfg.trainer.checkpoint_every),
+                                            enable_version_counter=False)]
     best_cb = None
     if val_loader is not None:
         best_cb = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor="val_loss", mode="min",
@@ -147,9 +197,11 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
                                              patience=int(cfg.trainer.early_stopping_patience))]
     if cfg.trainer.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=int(cfg.trainer.progress_refresh)))
+    callbacks.append(_Session(int(cfg.trainer.threads), last))
     grad_clip = stage_d["training"]["grad_clip_norm"]
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_steps=int(cfg.trainer.max_steps),
+        accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=int(cfg.trainer.num_nodes),
+        strategy=cfg.trainer.strategy, max_steps=int(cfg.trainer.max_steps),
         max_time=cfg.trainer.max_time, val_check_interval=int(cfg.trainer.val_check_interval),
         check_val_every_n_epoch=None, num_sanity_val_steps=0, limit_val_batches=None if val_loader else 0,
         gradient_clip_val=float(grad_clip) if grad_clip and grad_clip > 0 else None,
@@ -162,15 +214,22 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
         log.warning("resuming from %s", resume)
     t0 = time.time()
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None, weights_only=True)
-    last = ckpt_dir / "last.ckpt"
-    trainer.save_checkpoint(str(last), weights_only=False)  # the final state is always a resume point
+    global_step = int(trainer.global_step)
+    if _ran_in_child_processes(trainer):
+        # ddp_spawn/ddp_fork trained in child processes: take their final state from the checkpoint
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        module.on_load_checkpoint(state)
+        global_step = int(state["global_step"])
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     exported = None
-    if cfg.export.path:
-        prov = dict(provenance, steps=int(trainer.global_step), metrics=metrics,
+    if cfg.export.path and trainer.is_global_zero:
+        prov = dict(provenance, steps=global_step, metrics=metrics,
                     train_seconds_this_session=round(time.time() - t0, 1), weights="ema")
         exported = save_refinement_checkpoint(cfg.export.path, module.ema_model(), prov,
                                               overwrite=bool(cfg.export.overwrite))
     best = Path(best_cb.best_model_path) if best_cb is not None and best_cb.best_model_path else None
-    return TrainResult(run_dir=run_dir, last_checkpoint=last, best_checkpoint=best, global_step=int(trainer.global_step),
+    if best is None and best_cb is not None and _ran_in_child_processes(trainer) and (ckpt_dir / "best.ckpt").is_file():
+        best = ckpt_dir / "best.ckpt"
+    return TrainResult(run_dir=run_dir, last_checkpoint=last, best_checkpoint=best, global_step=global_step,
                        metrics=metrics, exported=exported, module=module)

@@ -1,0 +1,136 @@
+"""`rnadiff refine --devices N`: the inputs sharded over N worker processes.
+
+Input i goes to worker i mod N. Each worker loads the model once and runs `refine_file` on its
+inputs, which writes each output directory atomically (a temporary sibling moved into place).
+A sample depends only on (input, settings, seed) -- the seed is `--seed`, never the worker -- so
+the files are byte-identical to a single-process run; only the timings in summary.json differ.
+The parent reports the inputs in their given order and returns the same exit code.
+
+Workers are started with the "spawn" method (no fork of a process that already runs torch
+threads); each sets its own torch thread count (`--threads`, per worker).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnadiff.errors import InputError, RnadiffError
+
+
+@dataclass
+class InputOutcome:
+    """What one input produced: a report line (stdout) or an error (stderr), and its C1' rows."""
+
+    index: int
+    path: str
+    line: str | None = None
+    error: str | None = None
+    c1_rows: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ShardJob:
+    inputs: list[tuple[int, str]]  # (input index, path)
+    out: str
+    checkpoint: str | None
+    settings: Any  # RefineSettings
+    fmt: str
+    overwrite: bool
+    minimize: bool
+    threads: int
+    c1: bool
+
+
+def shard_indices(n_inputs: int, n_workers: int) -> list[list[int]]:
+    """Input i goes to worker i mod n_workers (workers without inputs are dropped)."""
+    if n_workers < 1:
+        raise InputError(f"--devices must be >= 1, got {n_workers}")
+    shards = [list(range(k, n_inputs, n_workers)) for k in range(n_workers)]
+    return [s for s in shards if s]
+
+
+def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *, fmt: str, overwrite: bool,
+               minimize_config: Any, checkpoint: str, c1: bool,
+               progress: Callable[[int], None] | None = None) -> InputOutcome:
+    """Refine one input (files via `refine_file`); errors of the input become the outcome's error."""
+    from rnadiff.refine import refine_file
+    from rnadiff.refine.c1csv import c1_rows
+    from rnadiff.refine.files import output_dir_for
+
+    outcome = InputOutcome(index=index, path=str(path))
+    try:
+        summary, result = refine_file(path, out, model, settings, fmt=fmt, overwrite=overwrite,
+                                      minimize_config=minimize_config, checkpoint=checkpoint, progress=progress)
+        if c1:
+            outcome.c1_rows = c1_rows(output_dir_for(path, out).name, result.features.layout, result.samples)
+        worst = max(r["clashes_per_1000_atoms"] for r in summary["samples"])
+        outcome.line = (f"{path}: {summary['n_residues']} nt, {len(summary['samples'])} samples -> "
+                        f"{output_dir_for(path, out)} ({summary['sampling_seconds']:.1f} s, given-atom RMSD "
+                        f"{min(r['given_atom_rmsd'] for r in summary['samples']):.2f} Å, clashes/1000 <= {worst:.1f})")
+    except RnadiffError as exc:
+        text = str(exc)
+        outcome.error = text if str(path) in text else f"{path}: {text}"
+    return outcome
+
+
+def minimize_config_for(minimize: bool):
+    if not minimize:
+        return None
+    from rnadiff.minimize import MinimizationConfig
+
+    return MinimizationConfig()
+
+
+def run_shard(job: ShardJob) -> list[InputOutcome]:
+    """One worker: load the model once, refine its inputs in order."""
+    import torch
+
+    from rnadiff.refine import load_refinement_model
+
+    torch.set_num_threads(job.threads)
+    model, source = load_refinement_model(job.checkpoint)
+    minimize_config = minimize_config_for(job.minimize)
+    return [refine_one(i, p, job.out, model, job.settings, fmt=job.fmt, overwrite=job.overwrite,
+                       minimize_config=minimize_config, checkpoint=source, c1=job.c1) for i, p in job.inputs]
+
+
+def refine_sharded(inputs: list[str], n_workers: int, *, out: str, checkpoint: str | None, settings, fmt: str,
+                   overwrite: bool, minimize: bool, threads: int, c1: bool) -> list[InputOutcome]:
+    """Refine `inputs` over `n_workers` processes; outcomes in input order."""
+    from rnadiff.refine.files import output_dir_for
+
+    outcomes: dict[int, InputOutcome] = {}
+    # Two inputs with one output directory (same stem): a single process refines the first and
+    # reports "already exists" for the later ones (or, with --overwrite, the last one wins). Workers
+    # would race on it, so the later ones are settled here exactly as a single process would.
+    first_of: dict[Path, int] = {}
+    runnable: list[int] = []
+    for i, p in enumerate(inputs):
+        target = output_dir_for(p, out)
+        if target in first_of:
+            if overwrite:
+                raise InputError(f"{inputs[first_of[target]]} and {p} write the same output directory {target}; "
+                                 "with --devices and --overwrite the inputs need distinct names")
+            outcomes[i] = InputOutcome(index=i, path=str(p),
+                                       error=f"{p}: {target}: already exists (use --overwrite to replace it)")
+            continue
+        first_of[target] = i
+        runnable.append(i)
+    keep = set(runnable)
+    jobs = [ShardJob(inputs=[(i, str(inputs[i])) for i in shard if i in keep], out=str(out),
+                     checkpoint=checkpoint, settings=settings, fmt=fmt, overwrite=overwrite, minimize=minimize,
+                     threads=threads, c1=c1)
+            for shard in shard_indices(len(inputs), n_workers)]
+    jobs = [j for j in jobs if j.inputs]
+    if jobs:
+        Path(out).mkdir(parents=True, exist_ok=True)  # before the workers: none of them races to create it
+        with ProcessPoolExecutor(max_workers=len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for result in pool.map(run_shard, jobs):
+                for o in result:
+                    outcomes[o.index] = o
+    return [outcomes[i] for i in range(len(inputs))]
