@@ -11,12 +11,9 @@ import pytest
 from rnadiff.cli.main import main
 from tests.reliability_helpers import GOOD_PDB, FAST, build_corpus, make_tiny_checkpoint, run_cli, snapshot
 
-# Known library bugs (reported to the lead, not fixed here): each case below fails with a traceback
+# Known library bugs (none open at present): a case listed here fails with a traceback
 # today; strict xfail turns into a failure as soon as it is fixed, so the mark gets removed.
 BUGS = {
-    "override_wrong_type": "cli/refine.py:70 settings_from: int(cfg.postprocess.max_iter) raises ValueError",
-    "too_long": "model.stageD.memory.max_sequence_length is ignored by refine (refine/core.py:97 featurize(...) "
-                "uses the default 4096)",
 }
 
 IDS = ["empty", "blank_lines", "truncated_cif", "truncated_pdb_line", "binary", "gzip_garbage", "json", "fasta",
@@ -117,8 +114,6 @@ def test_batch_with_one_bad_file(tmp_path, checkpoint):
     assert str(good_a) in r.stdout and str(good_b) in r.stdout and str(bad) not in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: exit code 2 for failed inputs is in cli/refine.py's module "
-                   "docstring only, not in the parser description/epilog shown by --help")
 def test_refine_help_documents_exit_code_of_partial_failure(capsys):
     with pytest.raises(SystemExit):
         main(["refine", "--help"])

@@ -29,8 +29,16 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints its usage block before an error; users and pipelines get one line instead
+    (`--help` still shows the usage). Sub-parsers inherit this class."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="rnadiff",
         description="Refine coarse or partial RNA 3D models into all-atom structures with diffusion.",
     )

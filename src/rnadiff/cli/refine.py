@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from rnadiff.cli.overrides import accept_trailing_overrides, split_overrides
-from rnadiff.errors import InputError, RnadiffError
+from rnadiff.errors import ConfigError, InputError, RnadiffError
 
 EXIT_FAILED = 2
 REFINE_GROUP = "+standalone_refine=default"  # config/standalone_refine/default.yaml (anchoring, start σ)
@@ -26,7 +26,9 @@ def register(subparsers) -> None:
         description="Refine PDB/mmCIF inputs with any subset of heavy atoms (C1' only, P only, backbone, "
                     "all atoms) into all-atom samples with the diffusion model. Extra key=value words "
                     "override the refine config: model.stageD.inference.* (e.g. refinement.start_sigma, "
-                    "sampling.gamma0) and anchoring.strength / anchoring.until_sigma.")
+                    "sampling.gamma0) and anchoring.strength / anchoring.until_sigma.",
+        epilog="Exit status: 0 when every input was refined; 2 when an option is invalid or any input "
+               "failed (each failure is one line on stderr; the other inputs are still written).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="PDB or mmCIF files")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--samples", type=int, default=5, help="samples per input (default 5)")
@@ -53,7 +55,6 @@ def settings_from(args: argparse.Namespace, overrides: list[str]):
     from omegaconf import OmegaConf
 
     from rnadiff.config import load_config
-    from rnadiff.refine import RefineSettings
 
     cfg = load_config([REFINE_GROUP, *overrides], config_name="refine")
     inf = OmegaConf.to_container(cfg.model.stageD.inference, resolve=True)
@@ -65,7 +66,17 @@ def settings_from(args: argparse.Namespace, overrides: list[str]):
     ref = inf["refinement"]
     explicit = any(o.lstrip("+").startswith("model.stageD.inference.refinement.") for o in overrides)
     dense = None if explicit or cfg.start.dense_sigma is None else float(cfg.start.dense_sigma)
+    try:
+        return _settings(args, cfg, ref, smp, chunk, sched, dense)
+    except (TypeError, ValueError) as exc:  # e.g. postprocess.max_iter=lots
+        raise ConfigError(f"invalid refine setting in the overrides {overrides}: {exc}") from None
+
+
+def _settings(args, cfg, ref, smp, chunk, sched, dense):
+    from rnadiff.refine import RefineSettings
+
     return RefineSettings(n_samples=args.samples, num_steps=args.steps, seed=args.seed,
+                          max_sequence_length=int(cfg.model.stageD.memory.max_sequence_length),
                           start_sigma=ref["start_sigma"], start_fraction=ref["start_fraction"], sampling=smp,
                           dense_start_sigma=dense, dense_fraction=float(cfg.start.dense_fraction),
                           schedule={k: sched[k] for k in ("s_max", "s_min", "p")}, diffusion_chunk_size=chunk,
@@ -137,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if args.c1_csv and rows:
         write_c1_csv(args.c1_csv, rows, settings.n_samples, overwrite=True)
     if failed:
-        print(f"rnadiff: {len(failed)} of {len(inputs)} inputs failed", file=sys.stderr)
+        if len(inputs) > 1:  # one input: its own error line says it all
+            print(f"rnadiff: {len(failed)} of {len(inputs)} inputs failed", file=sys.stderr)
         return EXIT_FAILED
     return 0
