@@ -39,9 +39,9 @@ class DiffusionConditioning(nn.Module):
         self.transition_s1 = Transition(c_s, n=2)
         self.transition_s2 = Transition(c_s, n=2)
 
-    def pair(self, relp: torch.Tensor, z_trunk: torch.Tensor, inplace_safe: bool = False) -> torch.Tensor:
+    def pair(self, relp: torch.Tensor, z_trunk: torch.Tensor) -> torch.Tensor:
         """relp [..., N, N, 139], z_trunk [..., N, N, c_z] -> pair_z [..., N, N, c_z]."""
-        return self._pair_from_relpe(self.relpe(relp).to(z_trunk.dtype), z_trunk, inplace_safe)
+        return self._pair_from_relpe(self.relpe(relp).to(z_trunk.dtype), z_trunk)
 
     def pair_chunked(
         self, features: dict[str, torch.Tensor], z_trunk: torch.Tensor, chunk_size: int
@@ -56,33 +56,22 @@ class DiffusionConditioning(nn.Module):
         for start in range(0, n, chunk_size):
             rows = slice(start, min(start + chunk_size, n))
             relpe = self.relpe.embed(features, rows).to(z_trunk.dtype)
-            out[..., rows, :, :] = self._pair_from_relpe(relpe, z_trunk[..., rows, :, :], inplace_safe=False)
+            out[..., rows, :, :] = self._pair_from_relpe(relpe, z_trunk[..., rows, :, :])
         return out
 
-    def _pair_from_relpe(self, relpe: torch.Tensor, z_trunk: torch.Tensor, inplace_safe: bool) -> torch.Tensor:
-        pair_z = torch.cat([z_trunk, relpe], dim=-1)
-        pair_z = self.linear_no_bias_z(self.layernorm_z(pair_z))
-        if inplace_safe:
-            pair_z += self.transition_z1(pair_z)
-            pair_z += self.transition_z2(pair_z)
-            return pair_z
-        pair_z = pair_z + self.transition_z1(pair_z)
-        return pair_z + self.transition_z2(pair_z)
+    def _pair_from_relpe(self, relpe: torch.Tensor, z_trunk: torch.Tensor) -> torch.Tensor:
+        pair_z = self.linear_no_bias_z(self.layernorm_z(torch.cat([z_trunk, relpe], dim=-1)))
+        return _two_residual_transitions(pair_z, self.transition_z1, self.transition_z2)
 
     def single_base(self, s_inputs: torch.Tensor, s_trunk: torch.Tensor) -> torch.Tensor:
         """[..., N, c_s] + [..., N, c_s_inputs] -> [..., N, c_s] (σ-independent part)."""
         return self.linear_no_bias_s(self.layernorm_s(torch.cat([s_trunk, s_inputs], dim=-1)))
 
-    def single(self, t_hat: torch.Tensor, single_base: torch.Tensor, inplace_safe: bool = False) -> torch.Tensor:
+    def single(self, t_hat: torch.Tensor, single_base: torch.Tensor) -> torch.Tensor:
         """t_hat [..., S], single_base [..., N, c_s] -> [..., S, N, c_s]."""
         noise = self.fourier_embedding(torch.log(t_hat / self.sigma_data) / 4).to(single_base.dtype)
         s = single_base.unsqueeze(-3) + self.linear_no_bias_n(self.layernorm_n(noise)).unsqueeze(-2)
-        if inplace_safe:
-            s += self.transition_s1(s)
-            s += self.transition_s2(s)
-            return s
-        s = s + self.transition_s1(s)
-        return s + self.transition_s2(s)
+        return _two_residual_transitions(s, self.transition_s1, self.transition_s2)
 
     def forward(
         self,
@@ -97,3 +86,9 @@ class DiffusionConditioning(nn.Module):
         if not use_conditioning:
             s_trunk, z_trunk = torch.zeros_like(s_trunk), torch.zeros_like(z_trunk)
         return self.single(t_hat, self.single_base(s_inputs, s_trunk)), self.pair(relp, z_trunk)
+
+
+def _two_residual_transitions(x: torch.Tensor, first: Transition, second: Transition) -> torch.Tensor:
+    """x + T1(x), then + T2(...): Algorithm 21's two residual transitions (pair and single alike)."""
+    x = x + first(x)
+    return x + second(x)
