@@ -38,7 +38,7 @@ def test_load_config_and_overrides():
     assert mgr.device == torch.device("cpu") and mgr.config["inference"]["num_steps"] == 50
     # keys owned elsewhere exist with their defaults
     d = cfg.model.stageD
-    assert d.energy_minimization.enabled is False and d.lora.r == 8 and d.guidance.enabled is False
+    assert d.energy_minimization.enabled is False and d.lora.r == 8 and d.guidance.enabled is True
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -233,6 +233,14 @@ def test_memory_keys():
     from rnadiff.errors import InputError
     with pytest.raises(InputError, match="max_sequence_length=5"):
         _infer(_mgr({"memory": {"max_sequence_length": 5}}))
+    # "compile": every transformer block of the real module is wrapped by torch.compile (numbers:
+    # test_model_parity.test_compiled_blocks_match_golden); a denoiser without blocks is refused.
+    blocks = lambda m: [b for b in m.diffusion_module.modules() if type(b).__name__ == "DiffusionTransformerBlock"]
+    assert all(b._compiled_call_impl is None for b in blocks(ProtenixDiffusionManager(SMALL)))
+    compiled = blocks(ProtenixDiffusionManager({**SMALL, "memory": {"compile": True}}))
+    assert compiled and all(b._compiled_call_impl is not None for b in compiled)
+    with pytest.raises(ConfigError, match="compile"):
+        _mgr({"memory": {"compile": True}})
 
 
 def test_guidance_keys(rna_dev_dir):
@@ -247,7 +255,8 @@ def test_guidance_keys(rna_dev_dir):
     def guidance(cfg):
         return _mgr({"guidance": {"enabled": True, **cfg}})._guidance({}, f, batched=False)
 
-    assert _mgr({})._guidance({}, f, batched=False) is None  # "enabled" false by default
+    assert _mgr({})._guidance({}, f, batched=False) is not None  # "enabled": on by default
+    assert _mgr({"guidance": {"enabled": False}})._guidance({}, f, batched=False) is None
     ref = guidance({}).guide(bad, low)
     for key, value in [("n_steps", 2), ("step_size", 0.3)]:
         assert not torch.equal(guidance({key: value}).guide(bad, low), ref), key

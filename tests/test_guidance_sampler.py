@@ -105,8 +105,14 @@ def test_manager_wires_the_guidance_config(chain):
     assert torch.equal(infer({"enabled": True}, {"guidance": {"potentials": zero}}), off)
     assert torch.equal(infer({"enabled": True}, {"guidance": False}), off)
     from rnadiff.errors import ConfigError
+    # Bare feature tensors carry no topology: on by config, the manager samples unguided (with a
+    # warning); asked for explicitly in the call, it refuses.
+    bare = f.as_dict()
+    unguided = ProtenixDiffusionManager({}, denoiser=ToyDenoiser(bad)).multi_step_inference(
+        None, emb, params, override_input_features=bare)
+    assert torch.equal(unguided, off)
     with pytest.raises(ConfigError, match="topology"):
-        ProtenixDiffusionManager({"guidance": {"enabled": True}}, denoiser=ToyDenoiser(bad)).multi_step_inference(
-            None, emb, params, override_input_features=f.as_dict())
+        ProtenixDiffusionManager({}, denoiser=ToyDenoiser(bad)).multi_step_inference(
+            None, emb, {**params, "guidance": {"enabled": True}}, override_input_features=bare)
     with pytest.raises(ConfigError, match="unknown"):
         GuidanceConfig.from_mapping({"potentials": {"torsion": {}}})

@@ -4,6 +4,8 @@ Tolerance: 1e-4 Å on denoised coordinates (DESIGN §5; Protenix's own SDPA vs s
 """
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -110,3 +112,21 @@ def test_dense_reference_reproduces_golden(golden, case_index):
     case = golden["denoiser"]["cases"][case_index]
     out = ref.forward(case["x_noisy"], case["t_hat"], inp["features"], inp["s_inputs"], inp["s_trunk"], inp["z_trunk"])
     assert (out.float() - case["x_denoised"]).abs().max() <= TOL
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
+                    reason="torch.compile's CPU backend needs a C++ compiler")
+def test_compiled_blocks_match_golden(golden):
+    """The optional torch.compile path (inductor-fused blocks) stays on the golden tensors, and
+    compiling leaves the parameter names (checkpoint format) unchanged."""
+    compiled = golden_module(golden)
+    keys = list(compiled.state_dict())
+    n_blocks = sum(len(t.blocks) for t in (compiled.diffusion_transformer,
+                                           compiled.atom_attention_encoder.atom_transformer.diffusion_transformer,
+                                           compiled.atom_attention_decoder.atom_transformer.diffusion_transformer))
+    assert compiled.compile_blocks(dynamic=False) == n_blocks
+    assert all(b._compiled_call_impl is not None for b in compiled.diffusion_transformer.blocks)
+    assert list(compiled.state_dict()) == keys
+    for case in golden["denoiser"]["cases"]:
+        out = _run(compiled, golden, case)
+        assert (out - case["x_denoised"]).abs().max() <= TOL

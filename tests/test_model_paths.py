@@ -176,6 +176,26 @@ def test_chunked_pair_conditioning_and_uncached_chunked_biases(setup):
     assert _max_diff(out, plain) <= TOL
 
 
+def test_overwrite_trunk_pair_reuses_its_memory_with_the_same_numbers(setup):
+    """The 4096-nt memory option: the pair conditioning is written over z_trunk's buffer."""
+    module, case, args, plain = setup
+    f, s_inputs, s_trunk, z_trunk = args
+    f = {k: v for k, v in f.items() if k != "relp"}
+    z_copy = z_trunk.clone()
+    with torch.no_grad():
+        cache = module.prepare_cache(f, s_inputs, s_trunk, z_copy, pair_chunk_size=3,
+                                     cache_pair_biases=False, overwrite_trunk_pair=True)
+        assert cache.pair_z.data_ptr() == z_copy.data_ptr()
+        assert not torch.equal(z_copy, z_trunk)  # the caller's buffer now holds the conditioned pair
+        out = module(case["x_noisy"], case["t_hat"], f, s_inputs, s_trunk, None, cache=cache, chunk_size=4)
+    assert _max_diff(out, plain) <= TOL
+    with pytest.raises(ValueError, match="pair_chunk_size"):
+        module.prepare_cache(f, s_inputs, s_trunk, z_trunk.clone(), overwrite_trunk_pair=True)
+    with pytest.raises(ValueError, match="requires grad"):
+        module.prepare_cache(f, s_inputs, s_trunk, z_trunk.clone().requires_grad_(), pair_chunk_size=3,
+                             overwrite_trunk_pair=True)
+
+
 def test_relative_position_lookup_equals_one_hot_projection(golden):
     module = golden_module(golden)
     relpe = module.diffusion_conditioning.relpe

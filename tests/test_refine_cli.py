@@ -93,6 +93,20 @@ def test_same_seed_identical_files_other_seed_differs(checkpoint, c1_input, tmp_
     assert (tmp_path / "a.csv").read_bytes() != (tmp_path / "c.csv").read_bytes()
 
 
+def test_guidance_on_by_default_and_switchable(checkpoint, c1_input, tmp_path):
+    """Sampler guidance is the default (model.stageD.guidance.enabled); --no-guidance and the
+    override turn it off, identically; the summary records which."""
+    runs = {"on": (), "off": ("--no-guidance",), "override": ("model.stageD.guidance.enabled=false",)}
+    for name, extra in runs.items():
+        assert _refine(c1_input, tmp_path / name, checkpoint, "--format", "pdb", *extra) == 0
+    sample = lambda name: (tmp_path / name / "ex" / "sample_0.pdb").read_bytes()  # noqa: E731
+    summary = lambda name: json.loads((tmp_path / name / "ex" / "summary.json").read_text())  # noqa: E731
+    assert sample("off") == sample("override") != sample("on")
+    assert summary("on")["settings"]["guidance"] is True and summary("off")["settings"]["guidance"] is False
+    assert _refine(c1_input, tmp_path / "bad", checkpoint, "model.stageD.guidance.n_steps=-1") == 2
+    assert not (tmp_path / "bad").exists()
+
+
 def test_bad_input_reported_good_one_written(checkpoint, c1_input, tmp_path, capsys):
     bad = tmp_path / "bad.pdb"
     bad.write_text("this is not a structure\n")

@@ -65,7 +65,9 @@ def train_and_regenerate(
     present = f["atom_present_mask"].float()
     n_tok = f["residue_index"].shape[0]
     config = {**SMALL_MODEL, "training": {"lr": lr, "warmup_steps": 20, "N_sample": n_sample_train,
-                                          "grad_clip_norm": 10.0, "lr_decay_every_n_steps": 0, "ema_decay": 0.99}}
+                                          "grad_clip_norm": 10.0, "lr_decay_every_n_steps": 0, "ema_decay": 0.99},
+              # the demo measures what the denoiser itself learned: no chemistry guidance
+              "guidance": {"enabled": False}}
     mgr = ProtenixDiffusionManager(config, device=device)
     cond = torch.nn.ParameterDict({
         "s_inputs": torch.nn.Parameter(torch.randn(n_tok, SMALL_MODEL["c_s_inputs"]) * 0.5),

@@ -34,10 +34,13 @@ class Row:
     achieved_fp32_tflops: float
     transformer_flops: int
     transformer_fp32_s: float
-    transformer_peak_fraction_fp32: float
+    transformer_peak_fraction_fp32: float  # best-of-repeats FLOP/s over the best-of matmul peak
     train_step_s: float | None
     sampler_200_steps_s: float  # cache + 200 steps (fp32; measured per step x 200)
     peak_mem_gb: float
+    step_compiled_s: float | None = None  # DiffusionModule.compile_blocks (torch.compile), after compiling
+    compile_s: float | None = None  # first compiled call (compilation included)
+    compiled_max_coord_err: float | None = None  # |x̂_compiled - x̂_eager| max, Å
 
 
 def _module(small: bool, device: str) -> DiffusionModule:
@@ -52,7 +55,7 @@ def _module(small: bool, device: str) -> DiffusionModule:
 
 
 def run_one(n_token: int, n_sample: int, device: str, small: bool, train: bool, uncached: bool,
-            bf16: bool, repeats: int, fp32_peak: float, threads: int | None = None) -> Row:
+            bf16: bool, repeats: int, fp32_peak: float, threads: int | None = None, compile: bool = False) -> Row:
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -79,12 +82,19 @@ def run_one(n_token: int, n_sample: int, device: str, small: bool, train: bool, 
         uncached_s = None
         if uncached:
             uncached_s = time_call(lambda: module(x, t, f, s_in, s_tr, z_tr), device, repeats=1)
-        # the token transformer alone, at the shapes of the step
-        s_single = module.diffusion_conditioning.single(t, cache.single_base)
+        # the token transformer alone, at the shapes of the sampler's step: every sample at one σ,
+        # so s (and each block's AdaLN/gate projections of it) is computed once, as in f_forward
+        s_single = module.diffusion_conditioning.single(t[:1], cache.single_base)
         a = torch.randn(n_sample, n_token, c["c_token"], device=device)
-        trf = lambda: module.diffusion_transformer(a, s_single, biases=cache.token_biases)  # noqa: E731
-        trf_s = time_call(trf, device, repeats=repeats)
+        trf = lambda: module.diffusion_transformer(a, s_single, biases=cache.token_biases, inplace_safe=True)  # noqa: E731
+        trf_s = time_call(trf, device, repeats=repeats, best=True)
         trf_flops = count_flops(trf)
+        step_compiled = compile_s = compiled_err = None
+        if compile:
+            module.compile_blocks(dynamic=False)
+            compile_s = time_call(step, device, repeats=1, warmup=0)
+            step_compiled = time_call(step, device, repeats=repeats)
+            compiled_err = (step() - ref).abs().max().item()
     train_s = None
     if train:
         module.train()
@@ -104,6 +114,7 @@ def run_one(n_token: int, n_sample: int, device: str, small: bool, train: bool, 
         transformer_peak_fraction_fp32=trf_flops / trf_s / fp32_peak,
         train_step_s=train_s, sampler_200_steps_s=cache_s + 200 * step_fp32,
         peak_mem_gb=peak_memory_bytes(device) / 2**30,
+        step_compiled_s=step_compiled, compile_s=compile_s, compiled_max_coord_err=compiled_err,
     )
 
 

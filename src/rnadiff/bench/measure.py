@@ -15,8 +15,10 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_call(fn: Callable[[], object], device: str, repeats: int = 3, warmup: int = 1) -> float:
-    """Median seconds of `repeats` calls after `warmup` calls."""
+def time_call(fn: Callable[[], object], device: str, repeats: int = 3, warmup: int = 1, best: bool = False) -> float:
+    """Median (or with `best`, minimum) seconds of `repeats` calls after `warmup` calls.
+
+    `best` is the estimator of `matmul_peak` (best of n): a fraction of the peak compares like with like."""
     for _ in range(warmup):
         fn()
     synchronize(device)
@@ -26,7 +28,7 @@ def time_call(fn: Callable[[], object], device: str, repeats: int = 3, warmup: i
         fn()
         synchronize(device)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times) if best else statistics.median(times)
 
 
 def count_flops(fn: Callable[[], object]) -> int:

@@ -22,8 +22,9 @@ def markdown_table(rows: list[Row], peaks: dict[str, float], threads: int | None
         f"matmul peak (best of 5, measured in the same run): fp32 {peaks['matmul_fp32_tflops'] * 1e3:.0f} GFLOP/s, "
         f"bf16 {peaks['matmul_bf16_tflops'] * 1e3:.0f} GFLOP/s\n\n"
         "| N_token | N_atom | samples | cache s | step fp32 s | step bf16 s | bf16/fp32 | uncached/cached | "
-        "bf16 max err Å | GFLOP/step | fp32 GFLOP/s | transformer % fp32 peak | train step s | 200-step sampler s | peak GB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "bf16 max err Å | compiled s | eager/compiled | compiled max err Å | GFLOP/step | fp32 GFLOP/s | "
+        "transformer % fp32 peak | train step s | 200-step sampler s | peak GB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
@@ -32,9 +33,12 @@ def markdown_table(rows: list[Row], peaks: dict[str, float], threads: int | None
         unc = f"{r.step_uncached_s / r.step_fp32_s:.2f}x" if r.step_uncached_s else "–"
         err = f"{r.bf16_max_coord_err:.3f}" if r.bf16_max_coord_err is not None else "–"
         tr = f"{r.train_step_s:.2f}" if r.train_step_s else "–"
+        comp = f"{r.step_compiled_s:.3f}" if r.step_compiled_s else "–"
+        comp_ratio = f"{r.step_fp32_s / r.step_compiled_s:.2f}x" if r.step_compiled_s else "–"
+        comp_err = f"{r.compiled_max_coord_err:.1e}" if r.compiled_max_coord_err is not None else "–"
         lines.append(
             f"| {r.n_token} | {r.n_atom} | {r.n_sample} | {r.cache_s:.3f} | {r.step_fp32_s:.3f} | {bf} | {ratio} | {unc} | "
-            f"{err} | {r.flops_per_step / 1e9:.1f} | {r.achieved_fp32_tflops * 1e3:.0f} | "
+            f"{err} | {comp} | {comp_ratio} | {comp_err} | {r.flops_per_step / 1e9:.1f} | {r.achieved_fp32_tflops * 1e3:.0f} | "
             f"{100 * r.transformer_peak_fraction_fp32:.0f}% | {tr} | {r.sampler_200_steps_s:.0f} | {r.peak_mem_gb:.2f} |"
         )
     return head + "\n".join(lines) + "\n"
@@ -54,6 +58,9 @@ def plot(rows: list[Row], path: Path) -> None:
     bf = [r.step_bf16_s for r in rows]
     if all(bf):
         ax1.loglog(n, bf, "s-", label=f"bf16 step (k={scaling_exponent(n, bf):.2f})")
+    comp = [r.step_compiled_s for r in rows]
+    if all(comp):
+        ax1.loglog(n, comp, "^-", label=f"compiled step (k={scaling_exponent(n, comp):.2f})")
     ax1.set_xlabel("N_token (nt)")
     ax1.set_ylabel("seconds per denoiser step")
     ax1.legend()

@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--small", action="store_true", help="tiny model dims (smoke test of the harness)")
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the torch.compile'd blocks (DiffusionModule.compile_blocks): ratio and max error")
     p.add_argument("--train-max", type=int, default=128, help="largest N_token with a training-step row")
     p.add_argument("--uncached-max", type=int, default=128, help="largest N_token with an uncached-call row")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (peak and model alike)")
@@ -50,6 +52,7 @@ def run(args) -> int:
             n_token=n, n_sample=args.samples, device=args.device, small=args.small,
             train=n <= args.train_max, uncached=n <= args.uncached_max, bf16=use_bf16,
             repeats=args.repeats, fp32_peak=peaks["matmul_fp32_tflops"] * 1e12, threads=args.threads,
+            compile=args.compile,
         )))
         print(f"N_token={n}: step {rows[-1].step_fp32_s:.3f} s fp32", flush=True)
     table = markdown_table(rows, peaks, args.threads)

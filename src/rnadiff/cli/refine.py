@@ -38,6 +38,8 @@ def register(subparsers) -> None:
                                         ".ckpt); default: the one shipped with rnadiff")
     p.add_argument("--format", choices=("cif", "pdb"), default="cif", help="output format (default cif)")
     p.add_argument("--minimize", action="store_true", help="OpenMM energy minimization of every sample")
+    p.add_argument("--no-guidance", action="store_true",
+                   help="sample without the chemistry guidance (model.stageD.guidance.enabled=false)")
     p.add_argument("--c1-csv", metavar="FILE", help="also write C1' coordinates of all samples (Stanford layout)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--threads", type=int, default=1,
@@ -84,7 +86,21 @@ def _settings(args, cfg, ref, smp, chunk, sched, dense):
                           anchor_until_sigma=float(cfg.anchoring.until_sigma),
                           regularize=bool(cfg.postprocess.regularize),
                           regularize_tether=float(cfg.postprocess.tether),
-                          regularize_iterations=int(cfg.postprocess.max_iter))
+                          regularize_iterations=int(cfg.postprocess.max_iter),
+                          guidance=_guidance_settings(cfg, args))
+
+
+def _guidance_settings(cfg, args) -> dict | None:
+    """model.stageD.guidance as a checked mapping (bad keys fail here, before any input), or None when off."""
+    from omegaconf import OmegaConf
+
+    from rnadiff.diffusion.guidance import GuidanceConfig
+
+    g = OmegaConf.to_container(cfg.model.stageD.guidance, resolve=True)
+    if getattr(args, "no_guidance", False) or not g.get("enabled", False):
+        return None
+    GuidanceConfig.from_mapping(g)
+    return g
 
 
 def run(args: argparse.Namespace) -> int:

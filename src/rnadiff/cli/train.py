@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     command = "rnadiff train " + " ".join(shlex.quote(o) for o in args.overrides)
     result = train_from_config(cfg, command=command)
+    if not result.is_global_zero:
+        return 0  # one summary line per run, from rank 0
     m = result.metrics
     parts = [f"{k}={m[k]:.4f}" for k in ("train_loss", "val_loss") if k in m]
     print(f"trained to step {result.global_step} ({', '.join(parts) or 'no metrics'}); "

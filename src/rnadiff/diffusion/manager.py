@@ -133,6 +133,10 @@ class ProtenixDiffusionManager:
             kwargs["blocks_per_ckpt"] = 1 if mem["gradient_checkpointing"] else None
             denoiser = DiffusionModule(**kwargs)
         self.diffusion_module = denoiser.to(self.device)
+        if mem["compile"]:
+            if not hasattr(self.diffusion_module, "compile_blocks"):
+                raise ConfigError("model.stageD.memory.compile needs a DiffusionModule denoiser")
+            self.diffusion_module.compile_blocks()
         self.last_output: SamplerOutput | None = None
 
     @classmethod
@@ -321,6 +325,13 @@ class ProtenixDiffusionManager:
         if batched and features["atom_to_token_idx"].shape[0] > 1:
             raise ConfigError("guidance needs one structure per call (unbatched features)")
         if not hasattr(features, "topology"):
+            if over is None:
+                # On by default (model.stageD.guidance.enabled), but these bare feature tensors carry
+                # no chemistry to guide by: sample unguided and say so, rather than refuse to run.
+                logger.warning("guidance is on by default but the input features carry no topology "
+                               "(pass rnadiff.chem.featurize output as override_input_features to use it): "
+                               "sampling without guidance")
+                return None
             raise ConfigError("model.stageD.guidance.enabled needs the structure's topology: pass the Features "
                               "from rnadiff.chem.featurize as override_input_features, or an RNAGuidance "
                               "as inference_params['guidance']")

@@ -44,15 +44,24 @@ class DiffusionConditioning(nn.Module):
         return self._pair_from_relpe(self.relpe(relp).to(z_trunk.dtype), z_trunk)
 
     def pair_chunked(
-        self, features: dict[str, torch.Tensor], z_trunk: torch.Tensor, chunk_size: int
+        self,
+        features: dict[str, torch.Tensor],
+        z_trunk: torch.Tensor,
+        chunk_size: int,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Same as `pair`, `chunk_size` token rows at a time and without the relp one-hot.
 
         Every operation of the pair conditioning acts on one (i, j) position, so rows can be
         processed independently; peak extra memory is O(chunk_size * N * c_z) instead of O(N^2 * 2c_z).
+        out: where to write the result; it may be `z_trunk` itself (each row block is read before it
+        is overwritten), which saves the second N^2 * c_z buffer for very long RNAs.
         """
         n = z_trunk.shape[-2]
-        out = torch.empty_like(z_trunk)
+        if out is None:
+            out = torch.empty_like(z_trunk)
+        elif out.shape != z_trunk.shape or out.dtype != z_trunk.dtype:
+            raise ValueError(f"out must match z_trunk: {tuple(out.shape)}/{out.dtype} vs {tuple(z_trunk.shape)}/{z_trunk.dtype}")
         for start in range(0, n, chunk_size):
             rows = slice(start, min(start + chunk_size, n))
             relpe = self.relpe.embed(features, rows).to(z_trunk.dtype)

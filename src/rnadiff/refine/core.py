@@ -58,6 +58,9 @@ class RefineSettings:
     regularize: bool = True
     regularize_tether: float = 0.3
     regularize_iterations: int = 300
+    # Sampler guidance (model.stageD.guidance): the mapping of that config group; None or
+    # enabled=false is off. Built per structure from its topology in refine_structure.
+    guidance: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.n_samples < 1:
@@ -92,7 +95,8 @@ def refine_structure(
 
     trunk: optional upstream (s_inputs, s_trunk, z_trunk) replacing the standalone conditioning.
     progress: called with 1 after every denoiser call (for a progress bar).
-    guidance: optional sampler guidance (`rnadiff.diffusion.guidance.RNAGuidance`), off when None.
+    guidance: a ready sampler guidance (`rnadiff.diffusion.guidance.RNAGuidance`); when None,
+    `settings.guidance` decides (the model.stageD.guidance mapping, built on this structure).
     """
     t0 = time.perf_counter()
     feats = (structure_or_features if isinstance(structure_or_features, Features)
@@ -105,6 +109,10 @@ def refine_structure(
     sched = DiffusionSchedule(sigma_data=model.sigma_data, **settings.schedule)
     sigmas = sched.inference_sigmas(settings.num_steps)
     start = start_index_for(sigmas, **start_level(settings, float(given.float().mean())))
+    if guidance is None and settings.guidance and settings.guidance.get("enabled", False):
+        from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
+
+        guidance = RNAGuidance.from_features(feats, GuidanceConfig.from_mapping(settings.guidance))
     model.eval()
     with torch.no_grad():
         x_init = place_missing_atoms(f["coords"], given, ref_pos=f["ref_pos"], atom_to_token_idx=f["atom_to_token_idx"],

@@ -95,7 +95,8 @@ def refine_file(
         "settings": {"samples": settings.n_samples, "steps": settings.num_steps, "seed": settings.seed,
                      "start_sigma": round(result.start_sigma, 4), "steps_run": result.steps_run,
                      "anchor_strength": settings.anchor_strength, "regularize": settings.regularize,
-                     "minimize": minimize_config is not None, "format": fmt},
+                     "minimize": minimize_config is not None, "format": fmt,
+                     "guidance": bool(settings.guidance and settings.guidance.get("enabled", False))},
         "sampling_seconds": round(result.seconds, 3),
         "samples": records,
     }

@@ -103,9 +103,12 @@ class RefinementLightning(pl.LightningModule):
     def validation_step(self, batch: list[Example], batch_idx: int) -> torch.Tensor:
         model = self._ema_model if self._ema_model is not None else self.model
         loss, parts = self._batch_loss(model, batch, make_generator(self.seed, 5, batch_idx))
-        self.log("val_loss", loss, prog_bar=True, batch_size=len(batch), on_epoch=True)
-        self.log("val_mse_loss", parts["mse_loss"], batch_size=len(batch), on_epoch=True)
-        self.log("val_smooth_lddt_loss", parts["smooth_lddt_loss"], batch_size=len(batch), on_epoch=True)
+        # sync_dist: under DDP every rank validates its own shard; the logged value (and the best-
+        # checkpoint choice made from it) is the mean over ranks, not rank 0's shard alone.
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(batch), on_epoch=True, sync_dist=True)
+        self.log("val_mse_loss", parts["mse_loss"], batch_size=len(batch), on_epoch=True, sync_dist=True)
+        self.log("val_smooth_lddt_loss", parts["smooth_lddt_loss"], batch_size=len(batch), on_epoch=True,
+                 sync_dist=True)
         return loss
 
     # -- fine-tuning ----------------------------------------------------------------------------

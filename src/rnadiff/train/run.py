@@ -48,6 +48,7 @@ class TrainResult:
     metrics: dict[str, float]
     exported: Path | None
     module: Any
+    is_global_zero: bool = True  # False on the other DDP ranks (they return too, and stay quiet)
 
 
 def _resume_path(cfg: DictConfig, ckpt_dir: Path) -> Path | None:
@@ -232,4 +233,4 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
     if best is None and best_cb is not None and _ran_in_child_processes(trainer) and (ckpt_dir / "best.ckpt").is_file():
         best = ckpt_dir / "best.ckpt"
     return TrainResult(run_dir=run_dir, last_checkpoint=last, best_checkpoint=best, global_step=global_step,
-                       metrics=metrics, exported=exported, module=module)
+                       metrics=metrics, exported=exported, module=module, is_global_zero=trainer.is_global_zero)
