@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             g = torch.Generator().manual_seed(1)
             x = (torch.randn(a.samples, n_atom, 3, generator=g) * sigma).to(a.device)
             t = torch.full((a.samples,), sigma, device=a.device)
+            t0 = time.perf_counter()
             ref = module(x, t, f, None, None, None, cache=cache)
+            print(f"| fp32 | {sigma:g} | 0 | 0 | {time.perf_counter() - t0:.1f} |", flush=True)
             for name in a.dtypes:
                 t0 = time.perf_counter()
                 with autocast(name):

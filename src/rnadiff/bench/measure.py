@@ -38,7 +38,7 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_peak(device: str, dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak(device: str, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
     """Best-of-`repeats` FLOP/s of an n x n matmul: the ceiling the model is compared against.
 
     A CPU without native support for `dtype` (e.g. bf16 without AVX-512 BF16/AMX) emulates it

@@ -91,7 +91,11 @@ class RefinementLightning(pl.LightningModule):
         self.log("n_tokens", float(sum(int(ex.features["restype"].shape[0]) for ex in batch)), batch_size=n)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        # The EMA follows every optimizer step right away, inside the batch: Lightning runs
+        # callbacks' on_train_batch_end (ModelCheckpoint saving last.ckpt) before the module's,
+        # so an update there left mid-run checkpoints one EMA update behind their weights.
+        super().optimizer_step(*args, **kwargs)
         self.ema.update(self.model)
 
     def on_validation_start(self) -> None:
