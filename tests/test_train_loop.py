@@ -99,3 +99,40 @@ def test_train_cli_show_config_and_bad_override(capsys):
     assert "nonexistent_key" in capsys.readouterr().err
     assert main(["train", "data.path=/definitely/not/here", *TINY_OVERRIDES]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_ema_is_current_when_checkpoint_callbacks_run(chains):
+    """Lightning runs callbacks' on_train_batch_end (where ModelCheckpoint saves last.ckpt) before
+    the module's: the EMA must already include the step's update by then, or mid-run checkpoints
+    hold an EMA one update behind their weights."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import Callback
+
+    from rnadiff.train.examples import TrainStream
+
+    _, recs = chains
+    # a small decay, so that one update is far above float tolerance
+    module = _module(["model.stageD.training.N_sample=2", "model.stageD.training.ema_decay=0.5"])
+    seen = []
+
+    class Probe(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            # replay: the EMA after this step from the shadow before it and the current weights
+            seen.append({k: v.clone() for k, v in pl_module.ema.shadow.items()})
+            expected.update({k: before[k] * pl_module.ema.decay + v.detach() * (1 - pl_module.ema.decay)
+                             for k, v in pl_module.model.state_dict().items()
+                             if v.dtype.is_floating_point and k not in pl_module.ema.frozen})
+
+    before = {k: v.clone() for k, v in module.ema.shadow.items()}
+    expected: dict = {}
+    stream = TrainStream(recs, batch_size=1, crop_size=12, spatial_prob=0.0, partial=PartialSettings(), seed=0)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0)
+    trainer = pl.Trainer(max_steps=1, callbacks=[Probe()], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer.fit(module, loader)
+    assert len(seen) == 1
+    moved = [k for k in expected if not torch.equal(before[k], expected[k])]
+    assert moved  # the step changed the weights, so the EMA had to move
+    for k in moved:
+        assert not torch.equal(seen[0][k], before[k]), k  # the update had happened ...
+        torch.testing.assert_close(seen[0][k], expected[k], rtol=0, atol=1e-7)  # ... and was this step's
