@@ -8,13 +8,15 @@
    (L-BFGS time, neighbour-list builds, FK resampling).
 2. Reconstruction: the held-out chains of `benchmarks/reconstruct.py` (same split and selection)
    reduced to C1'-only / P-only / backbone, refined by `rnadiff.refine.refine_structure` with the
-   checkpoint, once plain and once with guidance (same seed). Table: RMSD, lDDT, clashes,
+   checkpoint and `rnadiff refine`'s settings, once plain (--no-guidance) and once with guidance
+   (same seed). Table: RMSD, lDDT, clashes,
    bond/angle/link outliers, chirality errors, s/nt. The acceptance rule for making guidance
    the default: chemistry errors cut by >= half, RMSD not worse by > 0.1 Å.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     from reconstruct import KINDS, reduce_to  # benchmarks/reconstruct.py: same inputs and split
 
-    from rnadiff.refine import RefineSettings, load_refinement_model
+    from rnadiff.cli.refine import settings_from
+    from rnadiff.refine import load_refinement_model
     from rnadiff.train.data import load_records, split_records
 
     cfg = GuidanceConfig.from_mapping({"enabled": True, **parse_overrides(a.guidance)})
@@ -95,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     chains = sorted((r for r in val if r.n_token <= a.max_length and r.features["atom_present_mask"].mean() > 0.95),
                     key=lambda r: (r.n_token, r.name))[: a.n_chains]
     model, source = load_refinement_model(a.checkpoint)
-    settings = RefineSettings(n_samples=a.samples, num_steps=a.steps, seed=a.seed)
+    # `rnadiff refine`'s own settings (standalone_refine config: temperature, start levels,
+    # anchoring, regularization), with its default guidance taken out: "plain" is --no-guidance,
+    # "guided" adds the RNAGuidance built from `--guidance` below.
+    settings = dataclasses.replace(settings_from(a, []), guidance=None)
     kinds = {label: k for label, k in KINDS.items() if k in a.kinds.split(",")}
     print(f"{len(chains)} held-out chains ({min(r.n_token for r in chains)}-{max(r.n_token for r in chains)} nt), "
           f"checkpoint {source}, {a.steps} steps", file=sys.stderr)
