@@ -90,17 +90,14 @@ def _settings(args, cfg, ref, smp, chunk, sched, dense):
                           guidance=_guidance_settings(cfg, args))
 
 
-def _guidance_settings(cfg, args) -> dict | None:
-    """model.stageD.guidance as a checked mapping (bad keys fail here, before any input), or None when off."""
+def _guidance_settings(cfg, args):
+    """model.stageD.guidance parsed (bad keys fail here, before any input), or None when off."""
     from omegaconf import OmegaConf
 
     from rnadiff.diffusion.guidance import GuidanceConfig
 
-    g = OmegaConf.to_container(cfg.model.stageD.guidance, resolve=True)
-    if getattr(args, "no_guidance", False) or not g.get("enabled", False):
-        return None
-    GuidanceConfig.from_mapping(g)
-    return g
+    g = GuidanceConfig.from_mapping(OmegaConf.to_container(cfg.model.stageD.guidance, resolve=True))
+    return None if getattr(args, "no_guidance", False) or not g.enabled else g
 
 
 def run(args: argparse.Namespace) -> int:

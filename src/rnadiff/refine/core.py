@@ -20,6 +20,7 @@ import torch
 from rnadiff.chem import featurize
 from rnadiff.chem.features import Features
 from rnadiff.chem.regularize import regularize_coords
+from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
 from rnadiff.diffusion.alignment import weighted_rigid_align
 from rnadiff.diffusion.refinement import place_missing_atoms, start_index_for
 from rnadiff.diffusion.sampler import SamplerSettings, sample_diffusion
@@ -58,9 +59,9 @@ class RefineSettings:
     regularize: bool = True
     regularize_tether: float = 0.3
     regularize_iterations: int = 300
-    # Sampler guidance (model.stageD.guidance): the mapping of that config group; None or
-    # enabled=false is off. Built per structure from its topology in refine_structure.
-    guidance: dict[str, Any] | None = None
+    # Sampler guidance (model.stageD.guidance, parsed): None is off. The RNAGuidance itself is
+    # built per structure from its topology in refine_structure.
+    guidance: GuidanceConfig | None = None
 
     def __post_init__(self):
         if self.n_samples < 1:
@@ -96,7 +97,7 @@ def refine_structure(
     trunk: optional upstream (s_inputs, s_trunk, z_trunk) replacing the standalone conditioning.
     progress: called with 1 after every denoiser call (for a progress bar).
     guidance: a ready sampler guidance (`rnadiff.diffusion.guidance.RNAGuidance`); when None,
-    `settings.guidance` decides (the model.stageD.guidance mapping, built on this structure).
+    `settings.guidance` decides (built on this structure).
     """
     t0 = time.perf_counter()
     feats = (structure_or_features if isinstance(structure_or_features, Features)
@@ -109,10 +110,8 @@ def refine_structure(
     sched = DiffusionSchedule(sigma_data=model.sigma_data, **settings.schedule)
     sigmas = sched.inference_sigmas(settings.num_steps)
     start = start_index_for(sigmas, **start_level(settings, float(given.float().mean())))
-    if guidance is None and settings.guidance and settings.guidance.get("enabled", False):
-        from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
-
-        guidance = RNAGuidance.from_features(feats, GuidanceConfig.from_mapping(settings.guidance))
+    if guidance is None and settings.guidance is not None:
+        guidance = RNAGuidance.from_features(feats, settings.guidance)
     model.eval()
     with torch.no_grad():
         x_init = place_missing_atoms(f["coords"], given, ref_pos=f["ref_pos"], atom_to_token_idx=f["atom_to_token_idx"],

@@ -96,7 +96,7 @@ def refine_file(
                      "start_sigma": round(result.start_sigma, 4), "steps_run": result.steps_run,
                      "anchor_strength": settings.anchor_strength, "regularize": settings.regularize,
                      "minimize": minimize_config is not None, "format": fmt,
-                     "guidance": bool(settings.guidance and settings.guidance.get("enabled", False))},
+                     "guidance": settings.guidance is not None},
         "sampling_seconds": round(result.seconds, 3),
         "samples": records,
     }
