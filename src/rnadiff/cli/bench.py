@@ -8,7 +8,8 @@ from rnadiff.errors import ConfigError
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="benchmark the denoiser (time, memory, FLOP/s) across RNA lengths")
+    p = subparsers.add_parser(
+        "bench", help="benchmark the denoiser, an end-to-end refine and a minimization (time, memory, FLOP/s)")
     p.add_argument("--lengths", type=int, nargs="+", default=None, help="N_token values (default 32 64 128 256 512)")
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--device", default="cpu")
