@@ -33,12 +33,11 @@ from rnadiff.chem.vocab import (
 )
 from rnadiff.errors import InputError, UnknownResidueError
 from rnadiff.io.breaks import mark_chain_breaks
+from rnadiff.io.fields import check_mmcif_coordinate_fields, check_pdb_coordinate_fields
+from rnadiff.io.sanity import check_chain_steps, check_residue_coordinates
 from rnadiff.io.structure import Chain, Residue, RNAStructure
 
 DEFAULT_MAX_RESIDUES = 4096
-# Larger than any real assembly (PDB's own format stops at 9999.999 Å); beyond it a file is broken,
-# and numerical steps downstream (SVD, L-BFGS) fail rather than report.
-MAX_ABS_COORDINATE = 1.0e4
 WATER_NAMES = frozenset({"HOH", "WAT", "DOD", "H2O", "TIP", "TIP3", "SOL"})
 # An unknown residue with this many ribose-phosphate atom names is a nucleotide we cannot place,
 # not a ligand: an error rather than a silent drop.
@@ -96,8 +95,10 @@ def _parse(path: Path, text: str) -> gemmi.Structure:
             doc = gemmi.cif.read_string(text)
             if len(doc) == 0:
                 raise InputError("mmCIF file without a data block", path)
+            check_mmcif_coordinate_fields(doc[0], path)
             st = gemmi.make_structure_from_block(doc[0])
         else:
+            check_pdb_coordinate_fields(text, path)
             st = gemmi.read_pdb_string(text)
     except InputError:
         raise
@@ -243,12 +244,6 @@ def read_structure(path: str | os.PathLike, max_residues: int | None = None) -> 
             if not names:
                 notes.dropped_residues["RNA (no heavy atoms)"] += 1
                 continue
-            if not np.isfinite(coords).all():
-                raise InputError(f"non-finite (NaN/inf) coordinates in residue {raw_name} {gchain.name}{gres.seqid.num}", path)
-            if np.abs(coords).max() > MAX_ABS_COORDINATE:
-                raise InputError(
-                    f"absurd coordinates (|x| > {MAX_ABS_COORDINATE:g} Å) in residue {raw_name} {gchain.name}{gres.seqid.num}", path
-                )
             key = (gchain.name, gres.seqid.num, gres.seqid.icode.strip())
             if key in seen_keys and all(a.has_altloc() for a in gres):
                 notes.altlocs += len(gres)  # an alternative residue (microheterogeneity)
@@ -259,16 +254,18 @@ def read_structure(path: str | os.PathLike, max_residues: int | None = None) -> 
             n_rna += 1
             if n_rna > limit:
                 raise InputError(f"more than {limit} RNA residues (max_sequence_length)", path)
-            chains.setdefault(gchain.name, Chain(gchain.name)).residues.append(
-                Residue(
-                    chain_id=key[0], seq_num=key[1], ins_code=key[2], name=resname, template_name=template_name,
-                    parent=parent_of(resname) or template.parent, atom_names=names, coords=coords,
-                    elements=tuple(template.elements[template.index[n]] for n in names),
-                )
+            residue = Residue(
+                chain_id=key[0], seq_num=key[1], ins_code=key[2], name=resname, template_name=template_name,
+                parent=parent_of(resname) or template.parent, atom_names=names, coords=coords,
+                elements=tuple(template.elements[template.index[n]] for n in names),
             )
+            check_residue_coordinates(residue, path)
+            chains.setdefault(gchain.name, Chain(gchain.name)).residues.append(residue)
     if not chains:
         dropped = ", ".join(f"{n} {k}" for k, n in notes.dropped_residues.items()) or "nothing usable"
         raise InputError(f"no RNA residues found ({dropped})", path)
+    for chain in chains.values():
+        check_chain_steps(chain, path)
 
     n_breaks = sum(mark_chain_breaks(c.residues) for c in chains.values())
     if n_breaks:
