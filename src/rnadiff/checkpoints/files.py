@@ -1,12 +1,14 @@
 """File-level helpers: what kind of file is this, load a torch file safely, write atomically.
 
 Kinds are told apart by content, not by suffix: a safetensors file starts with an 8-byte
-little-endian header length followed by a JSON header (`{`); a torch file is a zip archive
-(`PK\\x03\\x04`, torch >= 1.6) or a legacy pickle stream (protocol byte `0x80`).
+little-endian header length followed by that many bytes of JSON object (checked by parsing it);
+a torch file is a zip archive (`PK\\x03\\x04`, torch >= 1.6) or a legacy pickle stream (`0x80`
+and a protocol number 2-5).
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import re
@@ -28,26 +30,61 @@ TORCH = "torch"
 DIRECTORY = "directory"
 
 
+# The safetensors format caps its JSON header at 100 MB; a larger length is not a header.
+_MAX_SAFETENSORS_HEADER = 100_000_000
+# Pickle streams start with PROTO (0x80) and a protocol number; torch.save has written 2 (legacy
+# format) and the zip format since 1.6, Python's pickle up to 5.
+_PICKLE_PROTOCOLS = frozenset(range(2, 6))
+
+
+def _safetensors_header(fh, size: int) -> tuple[bool, int]:
+    """(looks like safetensors, declared header length). True only if the 8-byte little-endian
+    length is followed by that many bytes that parse as a JSON object; the length alone decides
+    nothing (its low byte can be any value, 0x80 -- a pickle's first byte -- included)."""
+    fh.seek(0)
+    head = fh.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False, 0
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if header_len < 2 or header_len > _MAX_SAFETENSORS_HEADER or 8 + header_len > size:
+        return False, header_len
+    fh.seek(8)
+    try:
+        header = json.loads(fh.read(header_len).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False, header_len
+    return isinstance(header, dict), header_len
+
+
 def sniff(path: str | os.PathLike) -> str:
-    """'directory', 'safetensors' or 'torch'; CheckpointError for anything else or a missing path."""
+    """'directory', 'safetensors' or 'torch'; CheckpointError for anything else or a missing path.
+
+    Safetensors is tested first and completely (length, then a parsing JSON header), so that a
+    header length whose low byte is 0x80 is never taken for a pickle; then the zip magic, then a
+    pickle PROTO opcode with a known protocol.
+    """
     p = Path(path)
     if p.is_dir():
         return DIRECTORY
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint file or directory")
     try:
-        with p.open("rb") as fh:
-            head = fh.read(9)
         size = p.stat().st_size
+        with p.open("rb") as fh:
+            is_safetensors, header_len = _safetensors_header(fh, size)
+            fh.seek(0)
+            head = fh.read(4)
     except OSError as exc:
         raise CheckpointError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return TORCH
-    if len(head) == 9 and head[8:9] == b"{":
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if 8 + header_len > size:
-            raise CheckpointError(f"{p}: truncated safetensors file (header needs {8 + header_len} bytes, file has {size})")
+    if is_safetensors:
         return SAFETENSORS
+    if head[:4] == b"PK\x03\x04":
+        return TORCH
+    # Before the pickle test: a cut safetensors file can start 0x80 0x02 too (header length 640).
+    if 8 + header_len > size and 0 < header_len <= _MAX_SAFETENSORS_HEADER:
+        raise CheckpointError(f"{p}: truncated safetensors file (header needs {8 + header_len} bytes, file has {size})")
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] in _PICKLE_PROTOCOLS:
+        return TORCH
     raise CheckpointError(f"{p}: not a checkpoint (neither safetensors nor a torch file)")
 
 
