@@ -78,8 +78,8 @@ class GuidanceConfig:
     """Everything the guidance needs besides the structure."""
 
     enabled: bool = False
-    n_steps: int = 20            # L-BFGS iterations on x_denoised per sampler step
-    step_size: float = 1.0       # L-BFGS learning rate (initial step of the line search)
+    n_steps: int = 20            # L-BFGS-B iterations on x_denoised per sampler step
+    step_size: float = 1.0       # Å: length of L-BFGS-B's first trial step (variables are x / step_size)
     max_displacement: float = 1.0  # Å: cap on each atom's move per sampler step
     neighbor_every: int = 5      # rebuild the clash neighbour list every k sampler steps
     neighbor_skin: float = 2.0   # Å beyond the largest contact distance kept in the list

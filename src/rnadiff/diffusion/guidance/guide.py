@@ -1,9 +1,9 @@
 """RNAGuidance: the object the sampler calls on each denoised prediction.
 
 Per sampler step (noise level t̂): every potential whose `TermSchedule.factor(t̂)` is non-zero
-contributes to E(x) = Σ_k w_k(t̂)·E_k(x); `n_steps` clipped gradient steps
-x ← x − clip(step_size·∇E, max_displacement per atom) move the prediction x̂ before the Euler
-update, so the update direction (x_noisy − x̂)/t̂ carries the correction. Optionally, Feynman–Kac
+contributes to E(x) = Σ_k w_k(t̂)·E_k(x); at most `n_steps` L-BFGS-B iterations (scipy) move
+the prediction x̂, each atom by at most `max_displacement`, before the Euler update, so the update
+direction (x_noisy − x̂)/t̂ carries the correction. Optionally, Feynman–Kac
 steering resamples the samples by their energy after the update (`resample`).
 
 The clash neighbour list is rebuilt every `neighbor_every` steps with a skin; pairs are atom
@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from scipy.optimize import minimize
 
 from rnadiff.diffusion.guidance import potentials as P
 from rnadiff.diffusion.guidance.config import GuidanceConfig
@@ -161,28 +163,33 @@ class RNAGuidance:
 
     def _minimise(self, x0: torch.Tensor, factors: dict[str, float], pairs: tuple | None,
                   movable: torch.Tensor) -> torch.Tensor:
-        """L-BFGS (strong-Wolfe line search) on Σ_k w_k·E_k for x0 [S, N, 3], at most n_steps
-        iterations; each atom's total move is capped at max_displacement.
+        """scipy's L-BFGS-B on Σ_k w_k·E_k for x0 [S, N, 3] (the samples are independent terms of
+        one sum, so one run serves them all), at most n_steps iterations; each atom's total move
+        is then capped at max_displacement.
 
-        Why not plain gradient steps: bond terms are ~10x stiffer than angle/clash terms along
-        some directions, so a step size stable for them barely moves the rest (measured on a
-        perturbed crystal: 20 gradient steps left 75% of bond outliers, L-BFGS removes them).
-        The samples are independent terms of one sum, so one optimiser serves them all."""
+        Why L-BFGS: bond terms are ~10x stiffer than angle/clash terms along some directions, so
+        a step size stable for them barely moves the rest (measured on a perturbed crystal: 20
+        gradient steps left 75% of bond outliers, L-BFGS removes them). Why scipy's rather than
+        torch.optim.LBFGS: the torch optimiser imports torch._dynamo (~3 s of start-up per
+        process) and costs more per iteration (benchmarks/guidance_optimizer.py). The variables
+        are x / step_size, so the line search's first trial step moves x by step_size Å."""
         cfg = self.config
-        x = x0.clone().requires_grad_(True)
-        opt = torch.optim.LBFGS([x], lr=cfg.step_size, max_iter=cfg.n_steps, history_size=10,
-                                line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
+        shape, scale = x0.shape, float(cfg.step_size)
+        start = x0.detach().to("cpu", torch.float64).reshape(-1).numpy() / scale
 
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
+        def energy_and_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
+            x = torch.from_numpy(z * scale).to(x0.device, torch.float32).reshape(shape).requires_grad_(True)
             energy = self._weighted(x, factors, pairs).sum()
-            energy.backward()
-            x.grad.mul_(movable)  # padding atoms stay where they are
-            return energy
+            (grad,) = torch.autograd.grad(energy, x)
+            grad = (grad * movable).to("cpu", torch.float64).reshape(-1).numpy() * scale  # padding stays put
+            return float(energy.detach()), grad
 
-        with torch.enable_grad(), torch.autocast(device_type=x.device.type, enabled=False):
-            opt.step(closure)
-        disp = x.detach() - x0
+        with torch.enable_grad(), torch.autocast(device_type=x0.device.type, enabled=False):
+            res = minimize(energy_and_grad, start, jac=True, method="L-BFGS-B",
+                           options={"maxiter": cfg.n_steps, "maxfun": cfg.n_steps + cfg.n_steps // 4 + 1,
+                                    "maxcor": 10, "gtol": 1e-6, "ftol": 1e-9})
+        x = torch.from_numpy(res.x * scale).to(x0.device, x0.dtype).reshape(shape)
+        disp = x - x0
         norm = disp.norm(dim=-1, keepdim=True)
         disp = disp * torch.clamp(cfg.max_displacement / (norm + 1e-12), max=1.0)
         return x0 + disp * movable
