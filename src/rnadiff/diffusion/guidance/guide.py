@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
 
+from rnadiff.chem.regularize import lbfgs_b
 from rnadiff.diffusion.guidance import potentials as P
 from rnadiff.diffusion.guidance.config import GuidanceConfig
 from rnadiff.diffusion.guidance.neighbors import cell_list_pairs
@@ -185,9 +185,8 @@ class RNAGuidance:
             return float(energy.detach()), grad
 
         with torch.enable_grad(), torch.autocast(device_type=x0.device.type, enabled=False):
-            res = minimize(energy_and_grad, start, jac=True, method="L-BFGS-B",
-                           options={"maxiter": cfg.n_steps, "maxfun": cfg.n_steps + cfg.n_steps // 4 + 1,
-                                    "maxcor": 10, "gtol": 1e-6, "ftol": 1e-9})
+            res = lbfgs_b(energy_and_grad, start, cfg.n_steps, max_fun=cfg.n_steps + cfg.n_steps // 4 + 1,
+                          ftol=1e-9)
         x = torch.from_numpy(res.x * scale).to(x0.device, x0.dtype).reshape(shape)
         disp = x - x0
         norm = disp.norm(dim=-1, keepdim=True)
