@@ -4,7 +4,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rnadiff.config import load_config, stage_d
-from rnadiff.diffusion.manager import ProtenixDiffusionManager
+from rnadiff.pipeline.manager import ProtenixDiffusionManager
 from rnadiff.errors import ConfigError
 from tests.test_diffusion_toys import ToyDenoiser, make_target, toy_embeddings, toy_features
 
@@ -247,16 +247,17 @@ def test_guidance_keys(rna_dev_dir):
     """Every model.stageD.guidance key reaches RNAGuidance through the manager and changes what it does."""
     from rnadiff.chem import featurize
     from rnadiff.io import read_structure
+    from rnadiff.pipeline.inference_options import guidance_for
 
     f = featurize(read_structure(rna_dev_dir / "clean" / "rsrnasp_train" / "1I9X_B.pdb"))
     bad = (f["coords"] + 0.25 * torch.randn(f["coords"].shape, generator=torch.Generator().manual_seed(0)))[None]
     low = torch.tensor([0.5])
 
     def guidance(cfg):
-        return _mgr({"guidance": {"enabled": True, **cfg}})._guidance({}, f, batched=False)
+        return guidance_for(_mgr({"guidance": {"enabled": True, **cfg}}).config["guidance"], None, f, False)
 
-    assert _mgr({})._guidance({}, f, batched=False) is not None  # "enabled": on by default
-    assert _mgr({"guidance": {"enabled": False}})._guidance({}, f, batched=False) is None
+    assert guidance_for(_mgr({}).config["guidance"], None, f, False) is not None  # "enabled": on by default
+    assert guidance_for(_mgr({"guidance": {"enabled": False}}).config["guidance"], None, f, False) is None
     ref = guidance({}).guide(bad, low)
     for key, value in [("n_steps", 2), ("step_size", 0.3)]:
         assert not torch.equal(guidance({key: value}).guide(bad, low), ref), key

@@ -6,7 +6,7 @@ import torch
 from rnadiff.chem import featurize
 from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
 from rnadiff.diffusion.guidance.steering import FKSteering, resample_indices
-from rnadiff.diffusion.manager import ProtenixDiffusionManager
+from rnadiff.pipeline.manager import ProtenixDiffusionManager
 from rnadiff.diffusion.sampler import EarlyStopping, sample_diffusion
 from rnadiff.diffusion.schedule import DiffusionSchedule
 from rnadiff.io import build_gemmi_structure, read_structure

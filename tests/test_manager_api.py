@@ -120,7 +120,7 @@ def test_real_model_denoiser_through_manager_matches_golden(golden, golden_mgr):
     """The manager's cached denoiser path reproduces Protenix's denoised output."""
     g = golden["inputs"]
     case = golden["denoiser"]["cases"][0]
-    denoise = golden_mgr._denoise_fn(g["features"], g["s_inputs"], g["s_trunk"], g["z_trunk"])
+    denoise = golden_mgr.conditioning().denoiser(g["features"], (g["s_inputs"], g["s_trunk"], g["z_trunk"]))
     with torch.no_grad():
         out = denoise(case["x_noisy"], case["t_hat"])
     torch.testing.assert_close(out, case["x_denoised"], atol=1e-4, rtol=0)

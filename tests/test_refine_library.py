@@ -1,4 +1,5 @@
-"""rnadiff.refine.refine_structure: superposition, spread, upstream trunk, input errors, C1' rows."""
+"""rnadiff.refine.refine_structure (the Stage-D pipeline): superposition, spread, upstream trunk, input
+errors, C1' rows, inpainting of the given atoms, polish, start level."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ from rnadiff.errors import InputError
 from rnadiff.io import read_structure
 from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.refine import RefineSettings, c1_rows, refine_structure
-from rnadiff.refine.align import spread, superpose_on_given
+from rnadiff.pipeline.finish import spread, superpose_on_given
 from tests.train_helpers import EXAMPLES
 
 TINY = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_atompair=8, c_noise_embedding=16,
@@ -70,9 +71,9 @@ def test_no_given_atoms_is_an_input_error(model):
         RefineSettings(n_samples=0)
 
 
-def test_anchor_given_replaces_only_above_the_release_level():
+def test_given_atoms_guidance_replaces_only_above_the_release_level():
     from rnadiff.diffusion.augmentation import uniform_random_rotation
-    from rnadiff.refine.core import anchor_given
+    from rnadiff.pipeline.kept_atoms import GivenAtomsGuidance
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 10, 3, generator=g) * 5
@@ -81,11 +82,12 @@ def test_anchor_given_replaces_only_above_the_release_level():
     anchor = torch.randn(4, 3, generator=g) * 5
     rot = uniform_random_rotation(1, generator=g)[0]
     x[0, :4] = anchor @ rot.T + 3.0  # sample 0's prediction = anchor in another frame
-    out = anchor_given(x, torch.tensor([5.0, 0.5]), given, anchor, 1.0, 1.0)
+    kept = GivenAtomsGuidance(given, anchor, strength=1.0, until_sigma=1.0)
+    out = kept.guide(x, torch.tensor([5.0, 0.5]), step=0, key=0)
     torch.testing.assert_close(out[0], x[0], atol=1e-4, rtol=0)  # aligned anchor == prediction already
     torch.testing.assert_close(out[1], x[1])  # σ below until_sigma: untouched
     x[0, :4] += torch.randn(4, 3, generator=g)
-    out = anchor_given(x, torch.tensor([5.0, 5.0]), given, anchor, 1.0, 1.0)
+    out = kept.guide(x, torch.tensor([5.0, 5.0]), step=0, key=0)
     d = torch.cdist(out[0, :4], out[0, :4]) - torch.cdist(anchor, anchor)
     assert float(d.abs().max()) < 1e-4  # the given atoms now have the input's internal geometry
     torch.testing.assert_close(out[:, 4:], x[:, 4:])  # other atoms untouched
@@ -93,19 +95,20 @@ def test_anchor_given_replaces_only_above_the_release_level():
 
 def test_anchoring_keeps_the_given_atoms_closer(model):
     feats = featurize(read_structure(EXAMPLES / "4phy_A.pdb"))
-    free = refine_structure(feats, model, RefineSettings(n_samples=2, num_steps=10, anchor_strength=0.0, regularize=False))
-    held = refine_structure(feats, model, RefineSettings(n_samples=2, num_steps=10, anchor_strength=1.0, regularize=False))
-    assert held.given_rmsd.mean() < free.given_rmsd.mean()
+    common = dict(n_samples=2, num_steps=10, regularize=False)
+    free = refine_structure(feats, model, RefineSettings(anchor_strength=0.0, **common))
+    held = refine_structure(feats, model, RefineSettings(anchor_strength=1.0, **common))
+    assert held.sampled_given_rmsd.mean() < free.sampled_given_rmsd.mean()
 
 
 def test_regularize_restores_bond_lengths():
-    from rnadiff.refine.core import regularize_sample
+    from rnadiff.pipeline.finish import Polish, polish
 
     feats = featurize(read_structure(EXAMPLES / "4phy_A.pdb"))
     t = feats.topology()
     x = feats["coords"].double().numpy()
     noisy = x + np.random.default_rng(0).normal(size=x.shape) * 0.3
-    fixed = regularize_sample(noisy, feats, RefineSettings(regularize_iterations=200))
+    fixed = polish(noisy, t, Polish(max_iter=200))
 
     def bond_err(c):
         return np.abs(np.linalg.norm(c[t.bonds[:, 0]] - c[t.bonds[:, 1]], axis=1) - t.bond_lengths).mean()
@@ -115,11 +118,11 @@ def test_regularize_restores_bond_lengths():
 
 
 def test_start_level_by_coverage():
-    from rnadiff.refine.core import start_level
+    from rnadiff.pipeline.sampling import StartLevel
 
-    s = RefineSettings(start_sigma=10.0, dense_start_sigma=3.0, dense_fraction=0.4)
-    assert start_level(s, 0.05) == {"start_sigma": 10.0, "start_fraction": None}
-    assert start_level(s, 0.6) == {"start_sigma": 3.0, "start_fraction": None}
-    assert start_level(RefineSettings(start_sigma=10.0), 0.9)["start_sigma"] == 10.0
-    assert start_level(RefineSettings(start_fraction=0.5, dense_start_sigma=3.0), 0.9) == {
-        "start_sigma": None, "start_fraction": 0.5}
+    s = StartLevel(sigma=10.0, dense_sigma=3.0, dense_fraction=0.4)
+    assert s.keywords(0.05) == {"start_sigma": 10.0, "start_fraction": None}
+    assert s.keywords(0.6) == {"start_sigma": 3.0, "start_fraction": None}
+    assert StartLevel(sigma=10.0).keywords(0.9)["start_sigma"] == 10.0
+    assert StartLevel(fraction=0.5, dense_sigma=3.0).keywords(0.9) == {"start_sigma": None, "start_fraction": 0.5}
+    assert RefineSettings(start_sigma=7.0, dense_start_sigma=2.0).start == StartLevel(sigma=7.0, dense_sigma=2.0)

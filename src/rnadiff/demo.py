@@ -55,7 +55,7 @@ def train_and_regenerate(
     """Returns the result, the samples [n_sample, N_atom, 3] and the Features of the input."""
     from rnadiff.chem.features import featurize
     from rnadiff.diffusion.alignment import aligned_rmsd, weighted_rigid_align
-    from rnadiff.diffusion.manager import ProtenixDiffusionManager
+    from rnadiff.pipeline.manager import ProtenixDiffusionManager
     from rnadiff.io import read_structure
 
     torch.manual_seed(seed)

@@ -37,7 +37,16 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", help="refinement checkpoint (directory/.safetensors or a `rnadiff train` "
                                         ".ckpt); default: the one shipped with rnadiff")
     p.add_argument("--format", choices=("cif", "pdb"), default="cif", help="output format (default cif)")
-    p.add_argument("--minimize", action="store_true", help="OpenMM energy minimization of every sample")
+    p.add_argument("--minimize", action="store_true",
+                   help="OpenMM energy minimization of every sample (model.stageD.energy_minimization.enabled=true; "
+                        "its steps and method apply)")
+    kept = p.add_mutually_exclusive_group()
+    kept.add_argument("--noisy-input", action="store_true",
+                      help="the input coordinates are noisy: let the given atoms move (default: every given atom "
+                           "stays within --given-tolerance of the input)")
+    kept.add_argument("--given-tolerance", type=float, default=0.0, metavar="ANGSTROM",
+                      help="largest distance of a given atom in the output from its input position (default 0: "
+                           "exactly kept); stated in summary.json")
     p.add_argument("--no-guidance", action="store_true",
                    help="sample without the chemistry guidance (model.stageD.guidance.enabled=false)")
     p.add_argument("--c1-csv", metavar="FILE", help="also write C1' coordinates of all samples (Stanford layout)")
@@ -87,7 +96,24 @@ def _settings(args, cfg, ref, smp, chunk, sched, dense):
                           regularize=bool(cfg.postprocess.regularize),
                           regularize_tether=float(cfg.postprocess.tether),
                           regularize_iterations=int(cfg.postprocess.max_iter),
-                          guidance=_guidance_settings(cfg, args))
+                          given_tolerance=None if getattr(args, "noisy_input", False)
+                          else float(getattr(args, "given_tolerance", 0.0)),
+                          guidance=_guidance_settings(cfg, args),
+                          minimization=_minimization_settings(cfg, args))
+
+
+def _minimization_settings(cfg, args):
+    """model.stageD.energy_minimization parsed (enabled/steps/method; --minimize turns it on), or None."""
+    from omegaconf import OmegaConf
+
+    section = OmegaConf.to_container(cfg.model.stageD.energy_minimization, resolve=True)
+    if getattr(args, "minimize", False):
+        section["enabled"] = True
+    if not section["enabled"]:
+        return None
+    from rnadiff.minimize import MinimizationConfig
+
+    return MinimizationConfig.from_dict(section)
 
 
 def _guidance_settings(cfg, args):
@@ -105,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rnadiff.refine import load_refinement_model, write_c1_csv
     from rnadiff.refine.core import denoiser_calls
-    from rnadiff.refine.shard import minimize_config_for, refine_one, refine_sharded
+    from rnadiff.refine.shard import refine_one, refine_sharded
 
     import torch
 
@@ -126,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if args.devices > 1 and len(inputs) > 1:
         del model
         outcomes = refine_sharded(inputs, args.devices, out=args.out, checkpoint=args.checkpoint, settings=settings,
-                                  fmt=args.format, overwrite=args.overwrite, minimize=args.minimize,
+                                  fmt=args.format, overwrite=args.overwrite,
                                   threads=args.threads, c1=bool(args.c1_csv))
         for o in outcomes:
             if o.error is None:
@@ -134,7 +160,6 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"rnadiff: error: {o.error}", file=sys.stderr)
     else:
-        minimize_config = minimize_config_for(args.minimize)
         calls = denoiser_calls(settings, model.sigma_data)
         bar = None
         if not args.no_progress:
@@ -145,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.set_postfix_str(Path(path).name)
             o = refine_one(i, path, args.out, model, settings, fmt=args.format, overwrite=args.overwrite,
-                           minimize_config=minimize_config, checkpoint=source, c1=bool(args.c1_csv),
+                           checkpoint=source, c1=bool(args.c1_csv),
                            progress=bar.update if bar is not None else None)
             if o.error is None:
                 print(o.line)

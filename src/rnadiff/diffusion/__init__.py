@@ -1,6 +1,6 @@
-"""Diffusion: noise schedules, the Algorithm-18 sampler, refinement starts, training losses and
-the stage-D manager. Submodules import only torch and rnadiff.chem; the manager imports the model
-lazily."""
+"""Diffusion: noise schedules, the Algorithm-18 sampler, starts from given coordinates, training
+losses and guidance. Submodules import only torch and rnadiff.chem; the stage that drives them
+(manager, pipeline) is `rnadiff.pipeline`."""
 from __future__ import annotations
 
 from rnadiff.diffusion.alignment import aligned_rmsd, weighted_kabsch, weighted_rigid_align

@@ -1,9 +1,10 @@
-"""ProtenixDiffusionManager: one object that owns the denoiser, its schedule and its settings, and
-offers the two entry points of stage D: a training step and multi-step inference (refinement).
+"""ProtenixDiffusionManager: the seed's stage-D interface over the pipeline: it owns the denoiser,
+its schedule and settings, and offers the stage's two entry points, a training step and
+multi-step inference (sampling through `rnadiff.pipeline.sampling`, the same code `rnadiff refine`
+runs).
 
 `diffusion_config` is the `model.stageD` mapping of the Hydra tree (config/model/stageD.yaml);
-missing keys take the packaged defaults, unknown keys are a ConfigError. Every key is consumed
-here (see the yaml's comments for which call uses which).
+missing keys take the packaged defaults, unknown keys are a ConfigError.
 """
 from __future__ import annotations
 
@@ -14,11 +15,8 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from rnadiff.config import CONFIG_DIR, validate
-from rnadiff.diffusion.refinement import place_missing_atoms, start_index_for
-from rnadiff.diffusion.sampler import EarlyStopping, SamplerOutput, SamplerSettings, sample_diffusion
+from rnadiff.diffusion.sampler import SamplerOutput
 from rnadiff.diffusion.schedule import DiffusionSchedule
 from rnadiff.diffusion.training import (
     ExponentialMovingAverage,
@@ -30,30 +28,15 @@ from rnadiff.diffusion.training import (
     training_forward,
 )
 from rnadiff.errors import ConfigError, InputError
+from rnadiff.pipeline.conditioning import TrunkConditioning
+from rnadiff.pipeline.inference_options import guidance_for, parse_inference
+from rnadiff.pipeline.kept_atoms import GivenAtomsGuidance, chain
+from rnadiff.pipeline.sampling import starting_coordinates
+from rnadiff.pipeline.stage_config import AUTOCAST_DTYPES, MODULE_KEYS, resolve_stage_d
 
 logger = logging.getLogger(__name__)
 
-MODULE_KEYS = ("sigma_data", "c_atom", "c_atompair", "c_token", "c_s", "c_z", "c_s_inputs",
-               "c_noise_embedding", "atom_encoder", "transformer", "atom_decoder")
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_MEMORY_EFFICIENT_CHUNK = 256
-
-
-@dataclass
-class DiffusionConfig:
-    """Everything one stage-D run needs (seed-compatible container)."""
-
-    partial_coords: torch.Tensor | None
-    trunk_embeddings: dict[str, torch.Tensor]
-    diffusion_config: dict[str, Any]
-    mode: str = "inference"
-    device: str = "cpu"
-    input_features: dict[str, torch.Tensor] | None = None
-    debug_logging: bool = False
-
-    def __post_init__(self):
-        if self.mode not in ("inference", "train"):
-            raise ValueError(f"mode must be 'inference' or 'train', got {self.mode!r}")
 
 
 @dataclass
@@ -70,26 +53,6 @@ class TrainingStepOutput:
         return iter((self.x_gt_augment, self.x_denoised, self.sigma))
 
 
-def resolve_stage_d(diffusion_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Packaged model.stageD defaults merged with `diffusion_config` (unknown keys: ConfigError)."""
-    base = OmegaConf.load(CONFIG_DIR / "model" / "stageD.yaml")
-    OmegaConf.set_struct(base, True)
-    user = diffusion_config or {}
-    if "model" in user and "stageD" in (user.get("model") or {}):
-        user = user["model"]["stageD"]
-    if OmegaConf.is_config(user):
-        user = OmegaConf.to_container(user, resolve=True)
-    try:
-        merged = OmegaConf.merge(base, user)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"diffusion_config: {str(exc).splitlines()[0]}") from None
-    try:
-        validate(OmegaConf.create({"model": {"stageD": merged}}))
-    except TypeError as exc:
-        raise ConfigError(f"diffusion_config has a value of the wrong type: {exc}") from None
-    return OmegaConf.to_container(merged, resolve=True)
-
-
 def _atom_level(features: Mapping[str, torch.Tensor], key: str, n_atom: int) -> torch.Tensor | None:
     """A molecule-type flag per atom; the featurizer stores them per token (residue)."""
     v = features.get(key)
@@ -97,14 +60,6 @@ def _atom_level(features: Mapping[str, torch.Tensor], key: str, n_atom: int) -> 
         return v
     idx = features["atom_to_token_idx"].long()
     return torch.gather(v, -1, idx) if idx.dim() > 1 else v[..., idx]
-
-
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
-        out[key] = _deep_merge(out[key], value) if both else value
-    return out
 
 
 class ProtenixDiffusionManager:
@@ -156,22 +111,11 @@ class ProtenixDiffusionManager:
                 f"{self.max_sequence_length}; raise that limit if the memory allows"
             )
 
-    def _denoise_fn(self, features, s_inputs, s_trunk, z_trunk, *, inplace_safe: bool = False):
-        """x_noisy, σ -> x_denoised, with the step-independent conditioning computed once."""
-        module = self.diffusion_module
-        cache = None
-        if hasattr(module, "prepare_cache"):
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                cache = module.prepare_cache(features, s_inputs, s_trunk, z_trunk)
-        chunk = self.attention_chunk_size
-
-        def denoise(x_noisy: torch.Tensor, t_hat: torch.Tensor) -> torch.Tensor:
-            kwargs = {"chunk_size": chunk, "inplace_safe": inplace_safe}
-            if cache is not None:
-                kwargs["cache"] = cache
-            return module(x_noisy, t_hat, features, s_inputs, s_trunk, z_trunk, **kwargs)
-
-        return denoise
+    def conditioning(self, *, inplace_safe: bool = False) -> TrunkConditioning:
+        """The denoiser fed by upstream trunk tensors, with this stage's memory options."""
+        return TrunkConditioning(self.diffusion_module, sigma_data=self.schedule.sigma_data,
+                                 autocast_dtype=self.autocast_dtype, chunk_size=self.attention_chunk_size,
+                                 inplace_safe=inplace_safe)
 
     # ------------------------------------------------------------------ training
     def build_optimizer(self) -> torch.optim.Optimizer:
@@ -230,7 +174,7 @@ class ProtenixDiffusionManager:
         x_true = labels["coordinate"].float()
         mask = labels.get("coordinate_mask")
         mask = torch.ones(x_true.shape[:-1], device=self.device) if mask is None else mask.float()
-        denoise = self._denoise_fn(f, s_inputs, s_trunk, z_trunk)
+        denoise = self.conditioning().denoiser(f, (s_inputs, s_trunk, z_trunk))
         noisy, x_denoised = training_forward(
             denoise, x_true=x_true, coordinate_mask=mask, schedule=schedule, n_sample=n_sample,
             generator=generator, diffusion_chunk_size=sp.get("diffusion_chunk_size", t["diffusion_chunk_size"]),
@@ -250,92 +194,38 @@ class ProtenixDiffusionManager:
         return out
 
     # ------------------------------------------------------------------ inference
-    def _inference_settings(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        inf = self.config["inference"]
-        smp = inf["sampling"]
-        allowed = {"num_steps", "N_sample", "seed", "generator", "temperature", "return_trajectory",
-                   "early_stopping", "start_sigma", "start_fraction", "coords_mask", "sequence", "guidance",
-                   *smp.keys()}
-        unknown = set(params) - allowed
-        if unknown:
-            raise ConfigError(f"unknown inference_params: {', '.join(sorted(unknown))}")
-        es = params.get("early_stopping", inf["early_stopping"] if inf["early_stopping"]["enabled"] else None)
-        if isinstance(es, Mapping):
-            es = None if not es.get("enabled", True) else EarlyStopping(
-                patience=int(es.get("patience", inf["early_stopping"]["patience"])),
-                min_delta=float(es.get("min_delta", inf["early_stopping"]["min_delta"])))
-        ref = inf["refinement"]
-        if "start_sigma" in params or "start_fraction" in params:
-            start_sigma, start_fraction = params.get("start_sigma"), params.get("start_fraction")
-        elif ref["start_fraction"] is not None:
-            start_sigma, start_fraction = None, ref["start_fraction"]
-        else:
-            start_sigma, start_fraction = ref["start_sigma"], None
-        return dict(
-            num_steps=int(params.get("num_steps", inf["num_steps"])),
-            n_sample=int(params.get("N_sample", inf["N_sample"])),
-            seed=params.get("seed", inf["seed"]),
-            generator=params.get("generator"),
-            settings=SamplerSettings(
-                gamma0=params.get("gamma0", smp["gamma0"]), gamma_min=params.get("gamma_min", smp["gamma_min"]),
-                noise_scale_lambda=params.get("noise_scale_lambda", smp["noise_scale_lambda"]),
-                step_scale_eta=params.get("step_scale_eta", smp["step_scale_eta"]),
-                temperature=params.get("temperature", inf["temperature"]),
-                align_to_prediction=bool(params.get("align_to_prediction", smp["align_to_prediction"])),
-            ),
-            chunk=params.get("diffusion_chunk_size", smp["diffusion_chunk_size"]),
-            inplace_safe=bool(params.get("inplace_safe", smp["inplace_safe"])),
-            early_stopping=es,
-            return_trajectory=bool(params.get("return_trajectory", inf["return_trajectory"])),
-            start_sigma=start_sigma, start_fraction=start_fraction,
-        )
-
     def _features(self, override_input_features, params) -> dict[str, torch.Tensor]:
         if override_input_features is not None:
             return self._to_device(override_input_features)
         sequence = params.get("sequence")
         if sequence is None:
             raise InputError("no input features given: pass override_input_features or inference_params['sequence']")
-        try:
-            from rnadiff.chem.features import features_from_sequence
-        except ImportError:
-            raise ConfigError("no input features given and rnadiff.chem.features_from_sequence is unavailable") from None
+        from rnadiff.chem.features import features_from_sequence
+
         logger.warning("no input features given: using sequence-only features for %d nucleotides", len(sequence))
         return self._to_device(features_from_sequence(sequence))
 
-    def _guidance(self, params: Mapping[str, Any], features: Any, batched: bool):
-        """The sampler's guidance object, or None when off.
-
-        inference_params["guidance"] may be a ready guidance object (RNAGuidance), a mapping of
-        model.stageD.guidance overrides, or False. The topology comes from `features` (the
-        `Features` that rnadiff.chem.featurize returns); the given atoms from its
-        atom_present_mask / coords.
-        """
-        over = params.get("guidance")
-        if over is not None and hasattr(over, "guide"):
-            return over
-        if over is False:
-            return None
-        from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
-
-        merged = _deep_merge(self.config["guidance"], over or {})
-        if not merged.get("enabled"):
-            return None
-        cfg = GuidanceConfig.from_mapping(merged)
-        if batched and features["atom_to_token_idx"].shape[0] > 1:
-            raise ConfigError("guidance needs one structure per call (unbatched features)")
-        if not hasattr(features, "topology"):
-            if over is None:
-                # On by default (model.stageD.guidance.enabled), but these bare feature tensors carry
-                # no chemistry to guide by: sample unguided and say so, rather than refuse to run.
-                logger.warning("guidance is on by default but the input features carry no topology "
-                               "(pass rnadiff.chem.featurize output as override_input_features to use it): "
-                               "sampling without guidance")
-                return None
-            raise ConfigError("model.stageD.guidance.enabled needs the structure's topology: pass the Features "
-                              "from rnadiff.chem.featurize as override_input_features, or an RNAGuidance "
-                              "as inference_params['guidance']")
-        return RNAGuidance.from_features(features, cfg)
+    def _starts(self, coords_init, params, f, n_token: int, batched: bool, sigmas, opts):
+        """(x_init [B, N, 3] or None, start index, B, given mask [B, N] or None) of one call."""
+        if coords_init is None:
+            return None, 0, (f["atom_to_token_idx"].shape[0] if batched else 1), None
+        x = coords_init.to(self.device, torch.float32)
+        x = x.unsqueeze(0) if x.dim() == 2 else x  # [B, N, 3]
+        given = torch.isfinite(x).all(-1)
+        if params.get("coords_mask") is not None:
+            given = given & params["coords_mask"].to(self.device).bool().reshape(given.shape)
+        x = torch.where(given[..., None], x, torch.zeros_like(x))
+        start = opts.start.index(sigmas, float(given.float().mean()))
+        if start == 0:
+            return None, 0, x.shape[0], given
+        n_atom = x.shape[-2]
+        ref_pos = f["ref_pos"].reshape(-1, n_atom, 3).expand(x.shape[0], -1, -1)
+        idx = f["atom_to_token_idx"].reshape(-1, n_atom).expand(x.shape[0], -1)
+        x_init = torch.stack([
+            starting_coordinates(x[b], given[b], {"ref_pos": ref_pos[b], "atom_to_token_idx": idx[b]}, n_token)[0]
+            for b in range(x.shape[0])
+        ])
+        return x_init, start, x.shape[0], given
 
     @torch.no_grad()
     def multi_step_inference(
@@ -345,75 +235,56 @@ class ProtenixDiffusionManager:
         inference_params: Mapping[str, Any] | None = None,
         override_input_features: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Algorithm 18 from pure noise (coords_init None) or refinement from coords_init.
+        """Algorithm 18 from pure noise (coords_init None) or from coords_init.
 
         coords_init [B, N, 3] or [N, 3]; atoms to treat as missing are NaN rows or 0 in
         inference_params["coords_mask"] [B, N]. trunk_embeddings: s_inputs, s_trunk, z_trunk
         (unbatched, or batched with batched features). Returns [B, N, 3] for one sample,
-        [B, S, N, 3] for several. The full SamplerOutput (trajectory etc.) is kept in `last_output`.
+        [B, S, N, 3] for several, in a frame centred on the given atoms (or the sampler's frame).
+        The full SamplerOutput (trajectory etc.) is kept in `last_output`.
         """
         params = dict(inference_params or {})
-        st = self._inference_settings(params)
+        opts = parse_inference(self.config["inference"], params)
         f = self._features(override_input_features, params)
         emb = self._to_device(trunk_embeddings)
         z_key = "z_trunk" if "z_trunk" in emb else "pair"
         try:
-            s_inputs, s_trunk, z_trunk = emb["s_inputs"], emb["s_trunk"], emb[z_key]
+            trunk = (emb["s_inputs"], emb["s_trunk"], emb[z_key])
         except KeyError as exc:
             raise InputError(f"trunk_embeddings lacks {exc.args[0]!r} (needs s_inputs, s_trunk, z_trunk)") from None
-        self._check_length(s_trunk)
+        self._check_length(trunk[1])
         batched = f["atom_to_token_idx"].dim() == 2
         n_atom = f["atom_to_token_idx"].shape[-1]
-        guidance = self._guidance(params, override_input_features, batched)
-
-        sigmas = self.schedule.inference_sigmas(st["num_steps"], device=self.device)
-        x_init, start_index = None, 0
-        if coords_init is not None:
-            x = coords_init.to(self.device, torch.float32)
-            x = x.unsqueeze(0) if x.dim() == 2 else x  # [B, N, 3]
-            given = torch.isfinite(x).all(-1)
-            if params.get("coords_mask") is not None:
-                given = given & params["coords_mask"].to(self.device).bool().reshape(given.shape)
-            x = torch.where(given[..., None], x, torch.zeros_like(x))
-            start_index = start_index_for(sigmas, start_sigma=st["start_sigma"], start_fraction=st["start_fraction"])
-            if start_index > 0:
-                ref_pos = f["ref_pos"].reshape(-1, n_atom, 3).expand(x.shape[0], -1, -1)
-                idx = f["atom_to_token_idx"].reshape(-1, n_atom).expand(x.shape[0], -1)
-                x_init = torch.stack([
-                    place_missing_atoms(x[b], given[b], ref_pos=ref_pos[b], atom_to_token_idx=idx[b],
-                                        n_token=s_trunk.shape[-2])
-                    for b in range(x.shape[0])
-                ])
-            n_batch = x.shape[0]
-        else:
-            n_batch = s_trunk.shape[0] if batched else 1
-
-        generator = st["generator"]
-        if generator is None:
-            generator = torch.Generator(device="cpu")
-            if st["seed"] is not None:
-                generator.manual_seed(int(st["seed"]))
-            else:
-                generator.seed()
+        chemistry = guidance_for(self.config["guidance"], params.get("guidance"), override_input_features,
+                                 batched and f["atom_to_token_idx"].shape[0] > 1)
+        sigmas = self.schedule.inference_sigmas(opts.num_steps, device=self.device)
+        x_init, start, n_batch, given = self._starts(coords_init, params, f, trunk[1].shape[-2], batched, sigmas, opts)
+        run = opts.sampler_run(sigmas, start, self.autocast_dtype)
         was_training = self.diffusion_module.training
         self.diffusion_module.eval()
         try:
-            denoise = self._denoise_fn(f, s_inputs, s_trunk, z_trunk, inplace_safe=st["inplace_safe"])
-            common = dict(noise_schedule=sigmas, n_atom=n_atom, n_sample=st["n_sample"], settings=st["settings"],
-                          generator=generator, start_index=start_index, diffusion_chunk_size=st["chunk"],
-                          early_stopping=st["early_stopping"], return_trajectory=st["return_trajectory"],
-                          autocast_dtype=self.autocast_dtype, device=self.device, guidance=guidance)
+            denoise = self.conditioning(inplace_safe=opts.inplace_safe).denoiser(f, trunk)
+            common = dict(n_atom=n_atom, generator=opts.generator, device=self.device)
             if batched:
-                out = sample_diffusion(denoise, batch_shape=(n_batch,), x_init=x_init,
-                                       atom_mask=f.get("atom_mask"), **common)
+                out = run(denoise, batch_shape=(n_batch,), x_init=x_init, atom_mask=f.get("atom_mask"),
+                          guidance=chemistry, **common)
                 coords = out.coordinates
             else:
                 # Unbatched features: the B coordinate sets share one structure; sample each in turn.
-                outs = [sample_diffusion(denoise, x_init=None if x_init is None else x_init[b], **common)
+                outs = [run(denoise, x_init=None if x_init is None else x_init[b],
+                            guidance=chain(self._kept(opts, x_init, given, b, start), chemistry), **common)
                         for b in range(n_batch)]
                 out = outs[0] if n_batch == 1 else outs
                 coords = torch.stack([o.coordinates for o in outs])
         finally:
             self.diffusion_module.train(was_training)
         self.last_output = out
-        return coords.squeeze(1) if st["n_sample"] == 1 else coords
+        return coords.squeeze(1) if opts.n_sample == 1 else coords
+
+    @staticmethod
+    def _kept(opts, x_init, given, b: int, start: int) -> GivenAtomsGuidance | None:
+        """Inpainting of batch item b's given atoms (inference_params anchor_strength > 0)."""
+        if opts.anchor_strength <= 0 or x_init is None or start == 0 or int(given[b].sum()) < 3:
+            return None
+        return GivenAtomsGuidance(given[b], x_init[b][given[b]], strength=opts.anchor_strength,
+                                  until_sigma=opts.anchor_until_sigma)

@@ -5,11 +5,11 @@ end, so a failure leaves nothing half-written; an existing one is replaced only 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ import numpy as np
 from rnadiff.errors import OutputError
 from rnadiff.io import build_gemmi_structure, read_structure, write_structure
 from rnadiff.metrics import AtomTable, structure_quality
-from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
 
 FORMATS = ("cif", "pdb")
@@ -40,17 +39,10 @@ def _quality(layout, coords: np.ndarray) -> dict[str, Any]:
     return {k: q[k] for k in keep}
 
 
-def _minimize(layout, coords: np.ndarray, minimize_config) -> tuple[np.ndarray, dict[str, Any]]:
-    from rnadiff.minimize import minimize_structure
-
-    res = minimize_structure(build_gemmi_structure(layout, coords), config=minimize_config)
-    return np.asarray(res.coords, np.float64), {k: res.report[k] for k in ("rmsd_to_start", "seconds") if k in res.report}
-
-
 def refine_file(
     path: str | os.PathLike,
     out_dir: str | os.PathLike,
-    model: RefinementModel,
+    model: Any,
     settings: RefineSettings = RefineSettings(),
     *,
     fmt: str = "cif",
@@ -59,33 +51,61 @@ def refine_file(
     checkpoint: str = "",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], RefineResult]:
-    """Refine `path` and write its samples and summary; returns (summary, result)."""
+    """Refine `path` and write its samples and summary; returns (summary, result).
+
+    minimize_config (a MinimizationConfig) replaces `settings.minimization` when given."""
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r}; choose cif or pdb")
     target = output_dir_for(path, out_dir)
     if target.exists() and not overwrite:
         raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+    if minimize_config is not None:
+        settings = dataclasses.replace(settings, minimization=minimize_config)
     structure = read_structure(path, max_residues=settings.max_sequence_length)
     result = refine_structure(structure, model, settings, progress=progress)
+    summary = _summary(path, checkpoint, settings, result, fmt)
+    layout = result.features.layout
+    try:  # created only now, so a failed input leaves nothing behind
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{target.parent}: cannot create the output folder ({exc.strerror or exc})") from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for k, x in enumerate(result.samples):
+            # B-factor = per-atom spread of the samples as written (after any minimization)
+            write_structure(tmp / f"sample_{k}.{fmt}", layout, x, b_factors=result.b_factors, fmt=fmt)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary, result
+
+
+def _records(result: RefineResult) -> list[dict[str, Any]]:
+    layout = result.features.layout
+    per_sample_seconds = result.seconds / len(result.samples)
+    records = []
+    for k, x in enumerate(result.samples):
+        rec: dict[str, Any] = {"sample": k, "given_atom_rmsd": round(float(result.given_rmsd[k]), 4),
+                               "given_atom_max_deviation": round(float(result.given_max_deviation[k]), 4),
+                               "sampled_given_atom_rmsd": round(float(result.sampled_given_rmsd[k]), 4)}
+        seconds = per_sample_seconds
+        if result.minimization is not None:
+            rec["minimization"] = result.minimization[k]
+            seconds += result.minimization_seconds[k]
+        rec.update(_quality(layout, x))
+        rec["runtime_s"] = round(seconds, 3)
+        records.append(rec)
+    return records
+
+
+def _summary(path, checkpoint: str, settings: RefineSettings, result: RefineResult, fmt: str) -> dict[str, Any]:
     layout = result.features.layout
     given = result.features["atom_present_mask"].numpy() > 0
-    samples = result.samples
-    per_sample_seconds = result.seconds / len(samples)
-    records, minimized = [], []
-    for k, x in enumerate(samples):
-        t = time.perf_counter()
-        rec: dict[str, Any] = {"sample": k, "given_atom_rmsd": round(float(result.given_rmsd[k]), 4)}
-        if minimize_config is not None:
-            x, rec["minimization"] = _minimize(layout, x, minimize_config)
-            rec["given_atom_rmsd_after_minimization"] = round(
-                float(np.sqrt(((x[given] - result.features["coords"].numpy()[given]) ** 2).sum(-1).mean())), 4)
-        minimized.append(x)
-        rec.update(_quality(layout, x))
-        rec["runtime_s"] = round(per_sample_seconds + time.perf_counter() - t, 3)
-        records.append(rec)
-    samples = np.stack(minimized)
-    b = np.asarray(result.b_factors)
-    summary = {
+    return {
         "input": str(path),
         "checkpoint": checkpoint,
         "n_residues": layout.n_tokens,
@@ -95,25 +115,10 @@ def refine_file(
         "settings": {"samples": settings.n_samples, "steps": settings.num_steps, "seed": settings.seed,
                      "start_sigma": round(result.start_sigma, 4), "steps_run": result.steps_run,
                      "anchor_strength": settings.anchor_strength, "regularize": settings.regularize,
-                     "minimize": minimize_config is not None, "format": fmt,
-                     "guidance": settings.guidance is not None},
+                     "minimize": settings.minimization is not None, "format": fmt,
+                     "guidance": settings.guidance is not None,
+                     # null: noisy input, the given atoms were free to move
+                     "given_atom_tolerance_A": settings.given_tolerance},
         "sampling_seconds": round(result.seconds, 3),
-        "samples": records,
+        "samples": _records(result),
     }
-    try:  # created only now, so a failed input leaves nothing behind
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{target.parent}: cannot create the output folder ({exc.strerror or exc})") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        for k, x in enumerate(samples):
-            write_structure(tmp / f"sample_{k}.{fmt}", layout, x, b_factors=b, fmt=fmt)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    result.samples = samples
-    return summary, result

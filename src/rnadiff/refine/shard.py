@@ -38,10 +38,9 @@ class ShardJob:
     inputs: list[tuple[int, str]]  # (input index, path)
     out: str
     checkpoint: str | None
-    settings: Any  # RefineSettings
+    settings: Any  # RefineSettings (minimization included)
     fmt: str
     overwrite: bool
-    minimize: bool
     threads: int
     c1: bool
 
@@ -55,7 +54,7 @@ def shard_indices(n_inputs: int, n_workers: int) -> list[list[int]]:
 
 
 def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *, fmt: str, overwrite: bool,
-               minimize_config: Any, checkpoint: str, c1: bool,
+               checkpoint: str, c1: bool, minimize_config: Any = None,
                progress: Callable[[int], None] | None = None) -> InputOutcome:
     """Refine one input (files via `refine_file`); errors of the input become the outcome's error."""
     from rnadiff.refine import refine_file
@@ -78,14 +77,6 @@ def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *
     return outcome
 
 
-def minimize_config_for(minimize: bool):
-    if not minimize:
-        return None
-    from rnadiff.minimize import MinimizationConfig
-
-    return MinimizationConfig()
-
-
 def run_shard(job: ShardJob) -> list[InputOutcome]:
     """One worker: load the model once, refine its inputs in order."""
     import torch
@@ -94,13 +85,12 @@ def run_shard(job: ShardJob) -> list[InputOutcome]:
 
     torch.set_num_threads(job.threads)
     model, source = load_refinement_model(job.checkpoint)
-    minimize_config = minimize_config_for(job.minimize)
     return [refine_one(i, p, job.out, model, job.settings, fmt=job.fmt, overwrite=job.overwrite,
-                       minimize_config=minimize_config, checkpoint=source, c1=job.c1) for i, p in job.inputs]
+                       checkpoint=source, c1=job.c1) for i, p in job.inputs]
 
 
 def refine_sharded(inputs: list[str], n_workers: int, *, out: str, checkpoint: str | None, settings, fmt: str,
-                   overwrite: bool, minimize: bool, threads: int, c1: bool) -> list[InputOutcome]:
+                   overwrite: bool, threads: int, c1: bool) -> list[InputOutcome]:
     """Refine `inputs` over `n_workers` processes; outcomes in input order."""
     from rnadiff.refine.files import output_dir_for
 
@@ -123,7 +113,7 @@ def refine_sharded(inputs: list[str], n_workers: int, *, out: str, checkpoint: s
         runnable.append(i)
     keep = set(runnable)
     jobs = [ShardJob(inputs=[(i, str(inputs[i])) for i in shard if i in keep], out=str(out),
-                     checkpoint=checkpoint, settings=settings, fmt=fmt, overwrite=overwrite, minimize=minimize,
+                     checkpoint=checkpoint, settings=settings, fmt=fmt, overwrite=overwrite,
                      threads=threads, c1=c1)
             for shard in shard_indices(len(inputs), n_workers)]
     jobs = [j for j in jobs if j.inputs]

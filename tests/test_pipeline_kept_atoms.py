@@ -1,0 +1,96 @@
+"""Given atoms are kept (issue 15 item 2): exact inputs come back within 0.05 Å (C1'-only, P-only,
+backbone), the new atoms are relaxed against the fixed ones, noisy inputs may move, and the
+B-factors are the spread of the samples as returned (after minimization too)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnadiff.chem import featurize
+from rnadiff.chem.features import Features
+from rnadiff.io import read_structure
+from rnadiff.model.refinement_model import RefinementModel
+from rnadiff.pipeline import PipelineSettings, StagePipeline
+from rnadiff.pipeline.finish import Polish, polish, spread
+from rnadiff.train.partial import mode_mask
+from tests.train_helpers import EXAMPLES
+
+TINY = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_atompair=8, c_noise_embedding=16,
+            atom_encoder=dict(n_blocks=1, n_heads=2), transformer=dict(n_blocks=1, n_heads=2),
+            atom_decoder=dict(n_blocks=1, n_heads=2))
+
+
+@pytest.fixture(scope="module")
+def model() -> RefinementModel:
+    torch.manual_seed(0)
+    m = RefinementModel(conditioner=dict(c_atom=8, n_blocks=1, n_heads=2), diffusion=TINY).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # an untrained, noisy model: its given atoms come out far from the input
+        for p in m.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return m
+
+
+def reduced(kind: str, name: str = "1f27_B.pdb") -> Features:
+    full = featurize(read_structure(EXAMPLES / name))
+    f = full.as_dict()
+    given = mode_mask(kind, f, torch.Generator().manual_seed(0)) & (f["atom_present_mask"] > 0)
+    f["atom_present_mask"] = given.float()
+    f["coords"] = torch.where(given[:, None], f["coords"], torch.zeros_like(f["coords"]))
+    return Features(tensors=f, layout=full.layout)
+
+
+def bond_error(x: np.ndarray, t, rows: np.ndarray) -> float:
+    b = t.bonds[rows]
+    return float(np.abs(np.linalg.norm(x[b[:, 0]] - x[b[:, 1]], axis=1) - t.bond_lengths[rows]).mean())
+
+
+@pytest.mark.parametrize("kind", ["c1", "p", "backbone"])
+def test_exact_inputs_keep_every_given_atom(model, kind):
+    feats = reduced(kind)
+    given = feats["atom_present_mask"].numpy() > 0
+    res = StagePipeline(model, PipelineSettings(n_samples=2, num_steps=6)).run(feats)
+    dev = np.linalg.norm(res.samples[:, given] - feats["coords"].numpy()[given], axis=-1)
+    assert dev.max() <= 0.05
+    np.testing.assert_allclose(res.given_max_deviation, dev.max(-1), atol=1e-9)
+    assert res.sampled_given_rmsd.min() > 0.05  # the sampler alone did not keep them: the finish did
+
+
+def test_noisy_inputs_move_and_a_tolerance_bounds_them(model):
+    feats = reduced("backbone")
+    given = feats["atom_present_mask"].numpy() > 0
+    free = StagePipeline(model, PipelineSettings(n_samples=2, num_steps=6, given_tolerance=None)).run(feats)
+    assert free.given_max_deviation.min() > 0.5
+    bounded = StagePipeline(model, PipelineSettings(n_samples=2, num_steps=6, given_tolerance=0.3)).run(feats)
+    dev = np.linalg.norm(bounded.samples[:, given] - feats["coords"].numpy()[given], axis=-1)
+    assert 0.05 < dev.max() <= 0.3 + 1e-9
+
+
+def test_polish_relaxes_the_new_atoms_against_fixed_given_atoms():
+    feats = featurize(read_structure(EXAMPLES / "1f27_B.pdb"))
+    t = feats.topology()
+    x = feats["coords"].double().numpy()
+    fixed = reduced("backbone")["atom_present_mask"].numpy() > 0
+    noisy = x.copy()
+    noisy[~fixed] += np.random.default_rng(0).normal(size=(int((~fixed).sum()), 3)) * 0.3
+    out = polish(noisy, t, Polish(max_iter=200), fixed=fixed)
+    np.testing.assert_array_equal(out[fixed], noisy[fixed])  # the given atoms did not move at all
+    crossing = fixed[t.bonds].sum(1) == 1  # bonds from a given atom to a new one
+    assert bond_error(out, t, crossing) < 0.5 * bond_error(noisy, t, crossing)
+    assert bond_error(out, t, np.ones(len(t.bonds), bool)) < 0.5 * bond_error(noisy, t, np.ones(len(t.bonds), bool))
+
+
+def test_b_factors_are_the_spread_of_the_minimized_samples(model):
+    pytest.importorskip("openmm")
+    from rnadiff.minimize import MinimizationConfig
+
+    feats = reduced("c1")
+    config = MinimizationConfig(steps=20, max_outer_iterations=1, solvent="vacuum")
+    plain = StagePipeline(model, PipelineSettings(n_samples=2, num_steps=6, given_tolerance=None)).run(feats)
+    minimized = StagePipeline(model, PipelineSettings(n_samples=2, num_steps=6, given_tolerance=None,
+                                                      minimization=config)).run(feats)
+    assert np.abs(minimized.samples - plain.samples).max() > 0.05  # minimization moved the samples
+    np.testing.assert_allclose(minimized.b_factors, spread(minimized.samples), atol=1e-12)
+    assert np.abs(minimized.b_factors - plain.b_factors).max() > 1e-3
+    assert len(minimized.minimization) == 2 and minimized.minimization[0]["rmsd_to_start"] > 0
