@@ -1,4 +1,4 @@
-"""`rnadiff minimize INPUT --out FILE`: OpenMM energy minimization (AMBER RNA.OL3, GBn2)."""
+"""`rnadiff minimize INPUT --out FILE`: OpenMM restrained relax (AMBER RNA.OL3, reaction field; GBn2 optional)."""
 from __future__ import annotations
 
 import argparse
@@ -15,9 +15,12 @@ from rnadiff.errors import OutputError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "minimize", help="energy-minimize a structure with OpenMM",
-        description="Restrained energy minimization (AF2-style relax) of an RNA structure. Options of "
-                    "MinimizationConfig can be set as key=value after the options, e.g. solvent=obc2 "
-                    "restraint_k=5 platform=CPU max_outer_iterations=2.")
+        description="Restrained energy minimization (AF2-style relax) of an RNA structure: covalent "
+                    "repair of the heavy atoms (inverted sugars, O3'-P links), then AMBER RNA.OL3 with "
+                    "reaction-field electrostatics, releasing the restraints of residues that keep "
+                    "violations. Options of MinimizationConfig can be set as key=value after the "
+                    "options, e.g. solvent=gbn2 (adds a final implicit-solvent pass) restraint_k=5 "
+                    "cpu_threads=0 (every core, not bitwise reproducible) max_outer_iterations=2.")
     p.add_argument("input", help="input structure (PDB or mmCIF)")
     p.add_argument("--out", required=True, help="output structure (.pdb or .cif)")
     p.add_argument("--report", help="write the JSON report here")

@@ -1,5 +1,10 @@
 """`MinimizationConfig`: the options of the energy minimization (`model.stageD.energy_minimization`
 plus the physics knobs), validated when built so that a bad choice fails before any work.
+
+The default relax is the fast one: reaction-field electrostatics (OpenMM's cutoff, non-periodic
+method: vacuum inside 1 nm, a dielectric continuum beyond), 8 ms per force evaluation of a 70-nt
+RNA on one core against 0.5 s with GBn2. An implicit solvent (`solvent=gbn2` or `obc2`) adds one
+final pass in that solvent, started from the reaction-field minimum.
 """
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from typing import Any
 
 from rnadiff.errors import ConfigError
 
-SOLVENT_FILES = {"gbn2": "implicit/gbn2.xml", "obc2": "implicit/obc2.xml", "vacuum": None}
+SOLVENT_FILES = {"gbn2": "implicit/gbn2.xml", "obc2": "implicit/obc2.xml", "reaction_field": None}
+# "vacuum" was the name of the cutoff (reaction-field) method before it became the default.
+SOLVENT_ALIASES = {"vacuum": "reaction_field"}
 PLATFORMS = ("auto", "CPU", "CUDA", "Reference")
 # External engines and the executables they would need.
 EXTERNAL_BACKENDS = {"gromacs": ("gmx",), "amber": ("sander", "pmemd")}
@@ -19,20 +26,25 @@ EXTERNAL_BACKENDS = {"gromacs": ("gmx",), "amber": ("sander", "pmemd")}
 class MinimizationConfig:
     """Energy minimization options (units in the names' comments).
 
-    enabled/steps/method mirror `model.stageD.energy_minimization`; steps = max iterations of
-    each LocalEnergyMinimizer call (0 = until the tolerance is met).
+    enabled/steps/method mirror `model.stageD.energy_minimization`: steps = the most L-BFGS
+    iterations of each minimizer pass (0 = until the tolerance is met); method = the engine
+    (only OpenMM is implemented; GROMACS/AMBER fail at config time).
+    cpu_threads: OpenMM CPU threads, 0 = every core this process may use. The default, one
+    thread, is bitwise reproducible; more threads sum forces in a varying order, so repeated runs
+    agree only to rounding, which the minimizer amplifies (measured: up to 2 Å on single atoms
+    of a 70-nt RNA), for a 1.3x faster relax on 2 cores. Parallelise over structures instead.
     """
 
     enabled: bool = True
     steps: int = 0
     method: str = "OpenMM"
     forcefield: str = "amber14-all.xml"
-    solvent: str = "gbn2"              # gbn2 | obc2 | vacuum
+    solvent: str = "reaction_field"    # reaction_field | gbn2 | obc2 (vacuum = reaction_field)
     restraint_k: float = 10.0          # kcal/mol/Å², harmonic on input heavy atoms
     tolerance: float = 10.0            # kJ/mol/nm
     cutoff: float = 1.0                # nm, CutoffNonPeriodic
     platform: str = "auto"             # auto | CPU | CUDA | Reference
-    cpu_threads: int = 0               # 0 = OpenMM's default
+    cpu_threads: int = 1               # 0 = every usable core (not reproducible)
     max_outer_iterations: int = 3
     hydrogens: bool = False            # keep hydrogens in the output
     chirality_k: float = 1.0e8         # kJ/mol/nm⁶, signed-volume restraint on inverted sugars
@@ -56,6 +68,7 @@ class MinimizationConfig:
         if method != "openmm":
             raise ConfigError(f"energy_minimization.method={self.method!r}: expected OpenMM, GROMACS or AMBER")
         self.method = "OpenMM"
+        self.solvent = SOLVENT_ALIASES.get(self.solvent, self.solvent)
         if self.solvent not in SOLVENT_FILES:
             raise ConfigError(f"solvent={self.solvent!r}: expected one of {sorted(SOLVENT_FILES)}")
         if self.platform not in PLATFORMS:

@@ -7,6 +7,7 @@ mapping survives pdbfixer and every re-placement of hydrogens, whatever order th
 from __future__ import annotations
 
 import io
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,12 +93,28 @@ def atom_keys(topology) -> list[AtomKey]:
     return out
 
 
-def with_hydrogens(heavy: HeavyModel, heavy_xyz: np.ndarray, forcefield):
-    """(topology, positions Å, index of each heavy atom in it) with hydrogens freshly placed."""
+def with_hydrogens(heavy: HeavyModel, heavy_xyz: np.ndarray, seed: int = 0):
+    """(topology, positions Å, index of each heavy atom in it) with hydrogens placed by Modeller.
+
+    Placed once per relax, on covalently repaired heavy atoms, without a force field (its
+    hydrogen-only minimization costs 1–25 s, and the all-atom passes minimize them anyway).
+    Modeller draws from Python's global `random` and minimizes on the CPU platform's default
+    threads, whose summation order varies; both are pinned here (and restored) so the placement
+    is reproducible.
+    """
     openmm, app, unit, _ = require_openmm()
     positions = unit.Quantity([openmm.Vec3(*map(float, p)) for p in heavy_xyz / 10.0], unit.nanometer)
     modeller = app.Modeller(heavy.topology, positions)
-    modeller.addHydrogens(forcefield, pH=7.0)
+    cpu = openmm.Platform.getPlatformByName("CPU")
+    threads = cpu.getPropertyDefaultValue("Threads")
+    state = random.getstate()
+    try:
+        random.seed(seed)
+        cpu.setPropertyDefaultValue("Threads", "1")
+        modeller.addHydrogens(None, pH=7.0, platform=cpu)
+    finally:
+        random.setstate(state)
+        cpu.setPropertyDefaultValue("Threads", threads)
     keys = atom_keys(modeller.topology)
     where = {k: i for i, k in enumerate(keys)}
     heavy_index = np.asarray([where[k] for k in heavy.keys])

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnadiff.chem.library import get_template, signed_volumes
 from rnadiff.metrics.atoms import AtomTable
 from rnadiff.metrics.clashes import find_clashes
 from rnadiff.metrics.geometry import check_geometry
@@ -63,22 +62,3 @@ def find_violations(prepared: Prepared, heavy: HeavyModel, xyz: np.ndarray) -> V
     bad |= chiral_res
     return Violations(bad, chiral_res, geo.chirality_errors, clashes.count, len(geo.link_outliers),
                       len(geo.bond_outliers), len(geo.angle_outliers), len(geo.chirality_errors))
-
-
-def sugar_chirals(prepared: Prepared, heavy: HeavyModel, residues: set[int]) -> tuple[np.ndarray, np.ndarray]:
-    """All sugar chiral quadruples (heavy-atom indices) of `residues` and their ideal signed
-    volumes (Å³) from the library's ideal coordinates."""
-    where = {key: i for i, key in enumerate(heavy.keys)}
-    quads, targets = [], []
-    for i, k in enumerate(heavy.ff_res):
-        if k not in residues or heavy.keys[i][2] != "C1'":
-            continue
-        seg, pos, _ = heavy.keys[i]
-        tmpl = get_template(prepared.residues[k].name)
-        ideal = signed_volumes(np.asarray(tmpl.ideal_coords, float), np.asarray(tmpl.chirals))
-        for row, v in zip(np.asarray(tmpl.chirals).tolist(), ideal.tolist()):
-            idx = [where.get((seg, pos, tmpl.atom_names[a])) for a in row]
-            if None not in idx:
-                quads.append(idx)
-                targets.append(v)
-    return np.asarray(quads, np.int64).reshape(-1, 4), np.asarray(targets, float)
