@@ -4,24 +4,33 @@
 #   scripts/train_default_checkpoint.sh            # train, or continue from runs/default/checkpoints/last.ckpt
 #   scripts/train_default_checkpoint.sh --export   # export best.ckpt (EMA weights) into the package
 #
-# CPU only, fp32, one torch thread; the model and data settings are those of
-# src/rnadiff/config/standalone/default.yaml plus the overrides below. Extra key=value words
-# are passed on to `rnadiff train`.
+# Stage 2 (session 3 on): fine-tunes the committed checkpoint (trainer.init_from=default when no
+# run directory exists yet) with the base-pair prior and pair loss, crops up to 256 nt drawn
+# balanced over lengths (<= 50, 51-100, > 100 nt), all input kinds incl. 3-bead, rna_dev +
+# rna_extra, held out by sequence (15% + 30% of the chains over 100 nt: rnadiff.train.split).
+# CPU, fp32, one torch thread (these machines have 2 cores). On a GPU machine add
+# trainer.accelerator=gpu trainer.threads=8 and raise model.stageD.training.N_sample.
 #
-# History of the shipped run (runs/default): steps 0-1200 used the Protenix smooth-lDDT radius
-# for nucleotides (30 Å); from step 1200 on (resumed from last.ckpt) 15 Å, as below: with 32-nt
-# crops nearly every atom pair lies within 30 Å and that loss took ~40% of the step time.
+# History: stage 1 (runs/default, sessions 1-2): 32-nt crops, rna_dev only, ~8050 steps,
+# smooth-lDDT radius 30 Å to step 1200 then 15 Å.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data/rna_dev.tar.gz}
+SHARED=${SHARED:-../shared/data}
+DATA=${DATA:-[$SHARED/rna_dev.tar.gz,$SHARED/rna_extra.tar.gz]}
 RUN_DIR=${RUN_DIR:-runs/default}
 if [[ "${1:-}" == "--export" ]]; then
     shift
     exec python3 -m rnadiff.train.export "$RUN_DIR/checkpoints/best.ckpt" src/rnadiff/data/checkpoints/default --overwrite "$@"
 fi
+INIT=()
+[[ -f "$RUN_DIR/checkpoints/last.ckpt" ]] || INIT=(trainer.init_from=default)
 exec python3 -m rnadiff.cli.main train \
-    data.path="$DATA" trainer.run_dir="$RUN_DIR" trainer.resume=auto \
-    trainer.max_steps=${MAX_STEPS:-20000} trainer.val_check_interval=200 trainer.checkpoint_every=50 \
-    trainer.early_stopping_patience=15 trainer.threads=1 trainer.log_every=25 trainer.progress_refresh=25 \
-    data.crop_size=32 model.stageD.training.N_sample=8 \
+    "data.path=$DATA" trainer.run_dir="$RUN_DIR" trainer.resume=auto "${INIT[@]}" \
+    trainer.max_steps=${MAX_STEPS:-20000} trainer.val_check_interval=150 trainer.checkpoint_every=25 \
+    trainer.early_stopping_patience=20 trainer.threads=${THREADS:-1} trainer.log_every=10 trainer.progress_refresh=10 \
+    data.crop_size=256 data.length_balanced=true data.ss_prob=0.3 data.long_val_fraction=0.3 \
+    data.max_val_structures=24 data.max_length=400 \
+    data.partial.c1=0.25 data.partial.p=0.15 data.partial.three_bead=0.15 data.partial.backbone=0.15 \
+    data.partial.subset=0.1 data.partial.noisy=0.2 \
+    model.stageD.training.N_sample=4 model.stageD.training.lr=5e-4 model.stageD.training.warmup_steps=50 \
     model.stageD.training.loss.lddt_nucleotide_radius=15 "$@"

@@ -3,8 +3,11 @@
 Per structure: N_sample copies of the ground truth, each centred (on resolved atoms), randomly
 rotated and translated (Algorithm 19), noised at its own σ ~ σd·exp(p_mean + p_std·N(0,1)), and
 denoised in one batched call. The loss is Protenix's
-    total = alpha_diffusion · (mse + weight_smooth_lddt · smooth_lddt + alpha_bond · bond)
-with the EDM weight (σ² + σd²)/(σ·σd)² on mse and bond (DESIGN §5).
+    total = alpha_diffusion · (mse + weight_smooth_lddt · smooth_lddt + alpha_bond · bond
+                               + alpha_base_pair · base_pair)
+with the EDM weight (σ² + σd²)/(σ·σd)² on mse, bond and base_pair (DESIGN §5). `base_pair` is
+rnadiff's addition (0 in Protenix): the bond loss over every base-atom pair across each annotated
+canonical base pair, against the true distances — it rewards formed H-bonds and coplanar pairs.
 
 Also here: the optimiser, learning-rate schedule, gradient clipping and EMA that the training
 config names (consumed by `rnadiff.train` and the tests).
@@ -41,6 +44,7 @@ class LossWeights:
     weight_mse: float = 1 / 3
     weight_smooth_lddt: float = 1.0
     alpha_bond: float = 0.0
+    alpha_base_pair: float = 0.0
     weight_rna: float = 5.0
     weight_dna: float = 5.0
     weight_ligand: float = 10.0
@@ -93,6 +97,7 @@ def diffusion_loss(
     bond_index: torch.Tensor | None = None,
     bond_length: torch.Tensor | None = None,
     bond_mask: torch.Tensor | None = None,
+    pair_atom_index: torch.Tensor | None = None,
     weights: LossWeights = LossWeights(),
     sigma_data: float = 16.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -117,7 +122,7 @@ def diffusion_loss(
     flat_mask = coordinate_mask.expand(*batch, coordinate_mask.shape[-1]).reshape(-1, x_true.shape[-2])
     flat_nuc = is_nuc.expand(*batch, is_nuc.shape[-1]).reshape(-1, x_true.shape[-2])
     flat_scale = scale.reshape(-1, scale.shape[-1])
-    lddt_terms, bond_terms = [], []
+    lddt_terms, bond_terms, pair_terms = [], [], []
     # Pair lists differ per structure: one structure at a time (training batches are small).
     for b in range(flat_true.shape[0]):
         pairs = lddt_pair_index(flat_true[b], coordinate_mask=flat_mask[b], is_nucleotide=flat_nuc[b],
@@ -132,11 +137,16 @@ def diffusion_loss(
             elif bond_mask is not None:
                 bond_terms.append(bond_loss_dense(flat_pred[b], flat_true[b], bond_mask=bond_mask,
                                                   coordinate_mask=flat_mask[b], per_sample_scale=flat_scale[b]))
+        if weights.alpha_base_pair != 0 and pair_atom_index is not None and len(pair_atom_index):
+            pair_terms.append(bond_loss_sparse(flat_pred[b], bond_index=pair_atom_index, true=flat_true[b],
+                                               coordinate_mask=flat_mask[b], per_sample_scale=flat_scale[b]))
     lddt = torch.stack(lddt_terms).mean()
     bond = torch.stack(bond_terms).mean() if bond_terms else x_denoised.new_zeros(())
-    total = weights.alpha_diffusion * (mse + weights.weight_smooth_lddt * lddt + weights.alpha_bond * bond)
+    base_pair = torch.stack(pair_terms).mean() if pair_terms else x_denoised.new_zeros(())
+    total = weights.alpha_diffusion * (mse + weights.weight_smooth_lddt * lddt + weights.alpha_bond * bond
+                                       + weights.alpha_base_pair * base_pair)
     metrics = {"mse_loss": mse.detach(), "smooth_lddt_loss": lddt.detach(), "bond_loss": bond.detach(),
-               "loss": total.detach()}
+               "base_pair_loss": base_pair.detach(), "loss": total.detach()}
     return total, metrics
 
 

@@ -58,7 +58,7 @@ def load_refinement_checkpoint(path: str | os.PathLike) -> RefinementModel:
         model = RefinementModel(conditioner=cfg.get("conditioner"), diffusion=cfg.get("diffusion"))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model config: {exc}") from None
-    state = load_weights(weights_path)
+    state = model.upgrade_state_dict(load_weights(weights_path))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from rnadiff.chem.pairing import pair_prior
 from rnadiff.model.diffusion_module import DiffusionCache, DiffusionModule
 from rnadiff.model.standalone_embedder import CoordinateConditioner
 
@@ -47,13 +48,30 @@ class RefinementModel(nn.Module):
         cond = {k: v for k, v in self.conditioner.config.items() if k in CONDITIONER_KEYS}
         return {"conditioner": cond, "diffusion": dict(self.diffusion_module.config)}
 
+    def upgrade_state_dict(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights of an older checkpoint format, completed with the layers added since.
+
+        Format v1 checkpoints (e.g. the first shipped model) predate the base-pair prior; its
+        projection is zero-initialised, so a zero projection is exactly what they were trained
+        with. Nothing else is filled in: any other missing weight is still an error."""
+        state = dict(state)
+        key = "conditioner.pair_prior_proj.weight"
+        if key not in state and any(k.startswith("conditioner.") for k in state):
+            state[key] = torch.zeros_like(self.conditioner.pair_prior_proj.weight)
+        return state
+
     @property
     def sigma_data(self) -> float:
         return self.diffusion_module.sigma_data
 
     def condition(self, features: Mapping[str, torch.Tensor], trunk: Trunk | Mapping[str, torch.Tensor] | None = None) -> Trunk:
-        """(s_inputs, s_trunk, z_trunk): the upstream trunk if given, else the conditioner's."""
+        """(s_inputs, s_trunk, z_trunk): the upstream trunk if given, else the conditioner's.
+
+        Unbatched features without a `pair_prior` get the one their geometry implies
+        (`rnadiff.chem.pairing`); batched callers (training) compute it per example."""
         if trunk is None:
+            if "pair_prior" not in features and features["restype"].dim() == 2:
+                features = dict(features, pair_prior=pair_prior(features).to(features["coords"].device))
             return self.conditioner(features)
         if isinstance(trunk, Mapping):
             z_key = "z_trunk" if "z_trunk" in trunk else "pair"

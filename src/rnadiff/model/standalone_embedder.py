@@ -9,7 +9,9 @@ tensors. `CoordinateConditioner` builds them from what a refinement input carrie
     pair features   binned distances between the given anchor atoms of residues i and j
                     (anchors: P, C4', C1', centroid of the given base atoms; 4 x 4 anchor pairs,
                     each with a 'no distance known' bin), relative position (clipped offset,
-                    same chain), and a projection of the token features of i and j
+                    same chain), a projection of the token features of i and j, and the
+                    base-pair prior `pair_prior` [T, T, 4] (`rnadiff.chem.pairing`: pairs implied
+                    by the input geometry and a user's secondary structure) when present
     trunk           a few pair-biased token self-attention blocks (no triangle updates: the
                     distances already are the geometry) and pair transitions
 
@@ -29,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rnadiff.chem.pairing import N_PRIOR_CHANNELS
 from rnadiff.chem.vocab import BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM
 
 ANCHORS = ("P", "C4'", "C1'", "base")
@@ -135,6 +138,9 @@ class CoordinateConditioner(nn.Module):
         self.relpos_embed = nn.Embedding(2 * relpos_max + 3, c_z)  # offsets, +1 "other chain"
         self.pair_i = nn.Linear(c_s, c_z, bias=False)
         self.pair_j = nn.Linear(c_s, c_z, bias=False)
+        # Zero-initialised: a model trained before the prior existed behaves exactly as it did.
+        self.pair_prior_proj = nn.Linear(N_PRIOR_CHANNELS, c_z, bias=False)
+        nn.init.zeros_(self.pair_prior_proj.weight)
         self.blocks = nn.ModuleList(PairBiasBlock(c_s, c_z, n_heads) for _ in range(n_blocks))
         self.ln_s_out = nn.LayerNorm(c_s)
         self.ln_z_out = nn.LayerNorm(c_z)
@@ -236,6 +242,12 @@ class CoordinateConditioner(nn.Module):
         for k in range(bins.shape[-1]):  # one [*b, T, T, c_z] at a time: no 16x bigger tensor
             z = z + self.dist_embed(bins[..., k])
         z = z + self.pair_i(s)[..., :, None, :] + self.pair_j(s)[..., None, :, :]
+        if "pair_prior" in f:
+            prior = f["pair_prior"].float()
+            if prior.shape[-3:] != (n_token, n_token, N_PRIOR_CHANNELS):
+                raise ValueError(f"pair_prior must be [*b, {n_token}, {n_token}, {N_PRIOR_CHANNELS}], "
+                                 f"got {list(prior.shape)}")
+            z = z + self.pair_prior_proj(prior)
         key_bias = None
         if "token_mask" in f:
             key_bias = (1.0 - f["token_mask"].float()) * -1e9

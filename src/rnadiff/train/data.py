@@ -24,7 +24,8 @@ from rnadiff.chem import featurize
 from rnadiff.chem.topology import Topology
 from rnadiff.errors import ConfigError, RnadiffError
 from rnadiff.io import read_structure
-from rnadiff.train.split import is_validation, sequence_md5
+from rnadiff.metrics.basepairs import canonical_pairs
+from rnadiff.train.split import is_heldout, sequence_md5
 
 log = logging.getLogger(__name__)
 STRUCTURE_SUFFIXES = (".pdb", ".cif", ".mmcif", ".ent", ".pdb.gz", ".cif.gz")
@@ -41,6 +42,7 @@ class Record:
     seq_md5: str
     sequence: str
     layout: Any = None  # rnadiff.chem.AtomLayout (for writing structures of this chain)
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # canonical base pairs (tokens)
 
     @property
     def n_token(self) -> int:
@@ -95,10 +97,12 @@ def list_files(path: str | os.PathLike, extract_dir: str | os.PathLike | None = 
     return [(f, None) for f in files]
 
 
-def load_records(path: str | os.PathLike, *, extract_dir=None, min_length: int = 1, max_length: int = 100000,
+def load_records(path: str | os.PathLike | list, *, extract_dir=None, min_length: int = 1, max_length: int = 100000,
                  progress: bool = False) -> tuple[list[Record], LoadReport]:
-    """Featurize every usable chain; files outside [min_length, max_length] residues are skipped."""
-    files = list_files(path, extract_dir)
+    """Featurize every usable chain of one data path or a list of them; files outside
+    [min_length, max_length] residues are skipped. Canonical base pairs are annotated once here."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    files = [entry for p in paths for entry in list_files(p, extract_dir)]
     if not files:
         raise ConfigError(f"data.path {path}: no PDB/mmCIF files found")
     report = LoadReport(n_files=len(files))
@@ -120,21 +124,23 @@ def load_records(path: str | os.PathLike, *, extract_dir=None, min_length: int =
             report.skipped.append((str(f), str(exc)))
             continue
         sequence = "".join(feats.layout.parents)
+        pairs = canonical_pairs(feats.layout, feats["coords"].numpy(), feats["atom_present_mask"].numpy() > 0)
         records.append(Record(
             name=f.stem, features=feats.as_dict(), bonds=np.asarray(topo.bonds, np.int64).reshape(-1, 2),
             bond_lengths=np.asarray(topo.bond_lengths, np.float32), seq_md5=md5 or sequence_md5(sequence),
             sequence=sequence, layout=feats.layout,
+            pairs=np.array([(p.i, p.j) for p in pairs], np.int64).reshape(-1, 2),
         ))
     if report.skipped:
         log.warning("skipped %d of %d files (first: %s: %s)", len(report.skipped), report.n_files, *report.skipped[0])
     return records, report
 
 
-def split_records(records: list[Record], val_fraction: float) -> tuple[list[Record], list[Record]]:
+def split_records(records: list[Record], val_fraction: float, long_val_fraction: float = 0.0
+                  ) -> tuple[list[Record], list[Record]]:
     """(train, validation) by sequence hash; see `rnadiff.train.split`."""
-    val = [r for r in records if is_validation(r.seq_md5, val_fraction)]
-    train = [r for r in records if not is_validation(r.seq_md5, val_fraction)]
-    return train, val
+    held = [is_heldout(r.seq_md5, r.n_token, val_fraction, long_val_fraction) for r in records]
+    return [r for r, h in zip(records, held) if not h], [r for r, h in zip(records, held) if h]
 
 
 def distributed_rank_world() -> tuple[int, int]:

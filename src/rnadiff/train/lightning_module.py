@@ -69,7 +69,8 @@ class RefinementLightning(pl.LightningModule):
                                        diffusion_chunk_size=self.chunk)
         is_rna = f["is_rna"][f["atom_to_token_idx"].long()]
         return diffusion_loss(pred, ex.x_true, noisy.sigma, coordinate_mask=ex.true_mask, is_rna=is_rna,
-                              bond_index=ex.bond_index, bond_length=ex.bond_length, weights=self.loss_weights,
+                              bond_index=ex.bond_index, bond_length=ex.bond_length, pair_atom_index=ex.pair_atoms,
+                              weights=self.loss_weights,
                               sigma_data=self.model.sigma_data)
 
     def _batch_loss(self, model, batch: list[Example], generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -86,7 +87,7 @@ class RefinementLightning(pl.LightningModule):
         loss, parts = self._batch_loss(self.model, batch, make_generator(self.seed, 4, self.global_step))
         n = len(batch)
         self.log("train_loss", loss, prog_bar=True, batch_size=n)
-        for k in ("mse_loss", "smooth_lddt_loss", "bond_loss"):
+        for k in ("mse_loss", "smooth_lddt_loss", "bond_loss", "base_pair_loss"):
             self.log(f"train_{k}", parts[k], batch_size=n)
         self.log("n_tokens", float(sum(int(ex.features["restype"].shape[0]) for ex in batch)), batch_size=n)
         return loss
@@ -113,6 +114,7 @@ class RefinementLightning(pl.LightningModule):
         self.log("val_mse_loss", parts["mse_loss"], batch_size=len(batch), on_epoch=True, sync_dist=True)
         self.log("val_smooth_lddt_loss", parts["smooth_lddt_loss"], batch_size=len(batch), on_epoch=True,
                  sync_dist=True)
+        self.log("val_base_pair_loss", parts["base_pair_loss"], batch_size=len(batch), on_epoch=True, sync_dist=True)
         return loss
 
     # -- fine-tuning ----------------------------------------------------------------------------

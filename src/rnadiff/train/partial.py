@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
-from rnadiff.chem.vocab import BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM
+from rnadiff.chem.vocab import BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM, RESTYPE_INDEX
 from rnadiff.diffusion.augmentation import uniform_random_rotation
 from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
 
-MODES = ("c1", "p", "backbone", "subset", "noisy")
+MODES = ("c1", "p", "three_bead", "backbone", "subset", "noisy")
 _BACKBONE = tuple(_code_of(n) for n in (*BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM))
 
 
@@ -26,6 +26,7 @@ _BACKBONE = tuple(_code_of(n) for n in (*BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM))
 class PartialSettings:
     c1: float = 0.25
     p: float = 0.15
+    three_bead: float = 0.0
     backbone: float = 0.2
     subset: float = 0.15
     noisy: float = 0.25
@@ -41,7 +42,7 @@ class PartialSettings:
         return cls(**{k: float(v) for k, v in m.items()})
 
     def weights(self) -> torch.Tensor:
-        w = torch.tensor([self.c1, self.p, self.backbone, self.subset, self.noisy], dtype=torch.float64)
+        w = torch.tensor([getattr(self, m) for m in MODES], dtype=torch.float64)
         if (w < 0).any() or w.sum() <= 0:
             raise ValueError("data.partial weights must be >= 0 and not all 0")
         return w
@@ -54,6 +55,11 @@ def mode_mask(mode: str, features: Mapping[str, torch.Tensor], generator: torch.
         return codes == _code_of("C1'")
     if mode == "p":
         return codes == _code_of("P")
+    if mode == "three_bead":
+        purine = features["restype"].argmax(-1)[features["atom_to_token_idx"].long()]
+        purine = (purine == RESTYPE_INDEX["A"]) | (purine == RESTYPE_INDEX["G"])
+        glycosidic = torch.where(purine, codes == _code_of("N9"), codes == _code_of("N1"))
+        return (codes == _code_of("P")) | (codes == _code_of("C4'")) | glycosidic
     if mode == "backbone":
         m = torch.zeros_like(codes, dtype=torch.bool)
         for c in _BACKBONE:

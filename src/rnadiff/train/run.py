@@ -139,7 +139,8 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
         n_skipped = len(report.skipped)
     else:
         n_skipped = 0
-    train_records, val_records = split_records(records, float(cfg.data.val_fraction))
+    train_records, val_records = split_records(records, float(cfg.data.val_fraction),
+                                               float(cfg.data.get("long_val_fraction", 0.0)))
     val_records = val_records[: int(cfg.data.max_val_structures)]
     if not train_records:
         raise ConfigError(f"data.path {cfg.data.path}: no training structures after the split")
@@ -147,7 +148,7 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
     provenance = {
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "data": {"path": str(cfg.data.path), "n_train": len(train_records), "n_val": len(val_records),
+        "data": {"path": OmegaConf.to_container(cfg.data.path) if OmegaConf.is_list(cfg.data.path) else str(cfg.data.path), "n_train": len(train_records), "n_val": len(val_records),
                  "n_skipped": n_skipped, "val_fraction": float(cfg.data.val_fraction),
                  "val_names": [r.name for r in val_records]},
     }
@@ -174,11 +175,13 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
                     100 * n_trainable / n_total)
     stream = TrainStream(train_records, batch_size=int(cfg.data.batch_size), crop_size=int(cfg.data.crop_size),
                          spatial_prob=float(cfg.data.spatial_crop_prob), partial=partial, seed=seed,
-                         start_step=_GlobalStep(module))
+                         start_step=_GlobalStep(module), length_balanced=bool(cfg.data.length_balanced),
+                         ss_prob=float(cfg.data.ss_prob))
     train_loader = torch.utils.data.DataLoader(RankShardedStream(stream), batch_size=None, num_workers=0)
     val_loader = None
     if val_records:
-        val_set = ValidationSet(val_records, crop_size=int(cfg.data.crop_size), partial=partial, seed=seed)
+        val_set = ValidationSet(val_records, crop_size=int(cfg.data.crop_size), partial=partial, seed=seed,
+                                ss_prob=float(cfg.data.ss_prob))
         val_loader = torch.utils.data.DataLoader(val_set, batch_size=None, num_workers=0)
 
     run_dir = Path(cfg.trainer.run_dir)
