@@ -49,6 +49,9 @@ def register(subparsers) -> None:
                            "exactly kept); stated in summary.json")
     p.add_argument("--no-guidance", action="store_true",
                    help="sample without the chemistry guidance (model.stageD.guidance.enabled=false)")
+    p.add_argument("--ss", metavar="DOTBRACKET_OR_FILE",
+                   help="secondary structure of the input(s) in dot-bracket ('&' between chains), or a file holding "
+                        "it (.dbn: the last line): the model takes these base pairs as given")
     p.add_argument("--c1-csv", metavar="FILE", help="also write C1' coordinates of all samples (Stanford layout)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--threads", type=int, default=1,
@@ -147,13 +150,18 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, overrides)
     if args.c1_csv and Path(args.c1_csv).exists() and not args.overwrite:
         raise RnadiffError(f"{args.c1_csv}: already exists (use --overwrite to replace it)")
+    ss = None
+    if args.ss is not None:
+        from rnadiff.refine.files import read_secondary_structure
+
+        ss = read_secondary_structure(args.ss)
     model, source = load_refinement_model(args.checkpoint)  # a bad checkpoint fails here, before any worker
     outcomes = []
     if args.devices > 1 and len(inputs) > 1:
         del model
         outcomes = refine_sharded(inputs, args.devices, out=args.out, checkpoint=args.checkpoint, settings=settings,
                                   fmt=args.format, overwrite=args.overwrite,
-                                  threads=args.threads, c1=bool(args.c1_csv))
+                                  threads=args.threads, c1=bool(args.c1_csv), secondary_structure=ss)
         for o in outcomes:
             if o.error is None:
                 print(o.line)
@@ -170,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.set_postfix_str(Path(path).name)
             o = refine_one(i, path, args.out, model, settings, fmt=args.format, overwrite=args.overwrite,
-                           checkpoint=source, c1=bool(args.c1_csv),
+                           checkpoint=source, c1=bool(args.c1_csv), secondary_structure=ss,
                            progress=bar.update if bar is not None else None)
             if o.error is None:
                 print(o.line)

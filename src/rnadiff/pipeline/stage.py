@@ -19,10 +19,11 @@ import torch
 
 from rnadiff.chem import featurize
 from rnadiff.chem.features import Features
+from rnadiff.chem.pairing import pair_prior, parse_dot_bracket
 from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
 from rnadiff.diffusion.sampler import SamplerSettings
 from rnadiff.diffusion.schedule import DiffusionSchedule
-from rnadiff.errors import InputError
+from rnadiff.errors import ConfigError, InputError
 from rnadiff.pipeline import finish
 from rnadiff.pipeline.conditioning import as_conditioning
 from rnadiff.pipeline.kept_atoms import GivenAtomsGuidance, chain
@@ -113,12 +114,19 @@ class StagePipeline:
         return featurize(structure_or_features, max_sequence_length=self.settings.max_sequence_length)
 
     def run(self, structure_or_features: Any, *, trunk: Any = None, progress: Callable[[int], None] | None = None,
-            guidance: Any = None) -> StageResult:
+            guidance: Any = None, secondary_structure: str | None = None) -> StageResult:
         """trunk: optional upstream (s_inputs, s_trunk, z_trunk) replacing the standalone conditioning.
         progress: called with 1 after every denoiser call. guidance: a ready sampler guidance
-        (RNAGuidance); when None, `settings.guidance` decides (built on this structure)."""
+        (RNAGuidance); when None, `settings.guidance` decides (built on this structure).
+        secondary_structure: dot-bracket over all residues ('&' may separate chains): the
+        conditioner's base-pair prior takes these pairs as given."""
         t0 = time.perf_counter()
         feats = self.features_of(structure_or_features)
+        if secondary_structure is not None:
+            if trunk is not None or not hasattr(self.conditioning, "model"):
+                raise ConfigError("a secondary structure reaches the model through the standalone conditioner; "
+                                  "with upstream trunk embeddings it would be ignored")
+            feats = with_secondary_structure(feats, secondary_structure)
         coords, run = self._sample(feats, trunk, progress, guidance)
         result = self._finish(feats, coords, run, time.perf_counter() - t0)
         return result
@@ -186,6 +194,13 @@ class StagePipeline:
             reports.append(report)
             seconds.append(time.perf_counter() - t0)
         return np.stack(out), reports, seconds
+
+
+def with_secondary_structure(feats: Features, secondary_structure: str) -> Features:
+    """feats with the base-pair prior (`rnadiff.chem.pairing`) holding the dot-bracket's pairs."""
+    pairs = parse_dot_bracket(secondary_structure, int(feats["restype"].shape[0]))
+    tensors = dict(feats.as_dict(), pair_prior=pair_prior(feats, pairs))
+    return Features(tensors=tensors, layout=feats.layout, notes=list(feats.notes))
 
 
 def denoiser_calls(settings: PipelineSettings, sigma_data: float, given_fraction: float = 0.0) -> int:

@@ -17,7 +17,7 @@ __all__ = ["RefineResult", "RefineSettings", "denoiser_calls", "refine_structure
 
 def refine_structure(structure_or_features: Any, model: Any, settings: PipelineSettings = PipelineSettings(), *,
                      trunk: Any = None, progress: Callable[[int], None] | None = None,
-                     guidance: Any = None) -> StageResult:
+                     guidance: Any = None, secondary_structure: str | None = None) -> StageResult:
     """Refine one structure (an `io.RNAStructure` or its `Features`); see `StagePipeline.run`."""
     return StagePipeline(model, settings).run(structure_or_features, trunk=trunk, progress=progress,
-                                              guidance=guidance)
+                                              guidance=guidance, secondary_structure=secondary_structure)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnadiff.errors import OutputError
+from rnadiff.errors import InputError, OutputError
 from rnadiff.io import build_gemmi_structure, read_structure, write_structure
 from rnadiff.metrics import AtomTable, structure_quality
 from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
@@ -30,6 +30,22 @@ def output_dir_for(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     return Path(out_dir) / name
+
+
+def read_secondary_structure(text_or_path: str) -> str:
+    """A dot-bracket string, or the one in a file (.dbn/FASTA-like: the last line that is not a
+    '>' header; a sequence line before it is skipped)."""
+    path = Path(text_or_path)
+    if not path.is_file():
+        return text_or_path.strip()
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the secondary structure ({exc})", path) from None
+    lines = [ln for ln in lines if ln and not ln.startswith((">", "#"))]
+    if not lines:
+        raise InputError("no secondary structure (dot-bracket) line", path)
+    return lines[-1].split()[0]
 
 
 def _quality(layout, coords: np.ndarray) -> dict[str, Any]:
@@ -50,10 +66,12 @@ def refine_file(
     minimize_config: Any = None,
     checkpoint: str = "",
     progress: Callable[[int], None] | None = None,
+    secondary_structure: str | None = None,
 ) -> tuple[dict[str, Any], RefineResult]:
     """Refine `path` and write its samples and summary; returns (summary, result).
 
-    minimize_config (a MinimizationConfig) replaces `settings.minimization` when given."""
+    minimize_config (a MinimizationConfig) replaces `settings.minimization` when given;
+    secondary_structure (dot-bracket) gives the model the input's base pairs."""
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r}; choose cif or pdb")
     target = output_dir_for(path, out_dir)
@@ -62,8 +80,9 @@ def refine_file(
     if minimize_config is not None:
         settings = dataclasses.replace(settings, minimization=minimize_config)
     structure = read_structure(path, max_residues=settings.max_sequence_length)
-    result = refine_structure(structure, model, settings, progress=progress)
+    result = refine_structure(structure, model, settings, progress=progress, secondary_structure=secondary_structure)
     summary = _summary(path, checkpoint, settings, result, fmt)
+    summary["secondary_structure"] = secondary_structure
     layout = result.features.layout
     try:  # created only now, so a failed input leaves nothing behind
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ class ShardJob:
     overwrite: bool
     threads: int
     c1: bool
+    secondary_structure: str | None = None
 
 
 def shard_indices(n_inputs: int, n_workers: int) -> list[list[int]]:
@@ -55,7 +56,7 @@ def shard_indices(n_inputs: int, n_workers: int) -> list[list[int]]:
 
 def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *, fmt: str, overwrite: bool,
                checkpoint: str, c1: bool, minimize_config: Any = None,
-               progress: Callable[[int], None] | None = None) -> InputOutcome:
+               progress: Callable[[int], None] | None = None, secondary_structure: str | None = None) -> InputOutcome:
     """Refine one input (files via `refine_file`); errors of the input become the outcome's error."""
     from rnadiff.refine import refine_file
     from rnadiff.refine.c1csv import c1_rows
@@ -64,7 +65,8 @@ def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *
     outcome = InputOutcome(index=index, path=str(path))
     try:
         summary, result = refine_file(path, out, model, settings, fmt=fmt, overwrite=overwrite,
-                                      minimize_config=minimize_config, checkpoint=checkpoint, progress=progress)
+                                      minimize_config=minimize_config, checkpoint=checkpoint, progress=progress,
+                                      secondary_structure=secondary_structure)
         if c1:
             outcome.c1_rows = c1_rows(output_dir_for(path, out).name, result.features.layout, result.samples)
         worst = max(r["clashes_per_1000_atoms"] for r in summary["samples"])
@@ -86,11 +88,13 @@ def run_shard(job: ShardJob) -> list[InputOutcome]:
     torch.set_num_threads(job.threads)
     model, source = load_refinement_model(job.checkpoint)
     return [refine_one(i, p, job.out, model, job.settings, fmt=job.fmt, overwrite=job.overwrite,
-                       checkpoint=source, c1=job.c1) for i, p in job.inputs]
+                       checkpoint=source, c1=job.c1, secondary_structure=job.secondary_structure)
+            for i, p in job.inputs]
 
 
 def refine_sharded(inputs: list[str], n_workers: int, *, out: str, checkpoint: str | None, settings, fmt: str,
-                   overwrite: bool, threads: int, c1: bool) -> list[InputOutcome]:
+                   overwrite: bool, threads: int, c1: bool,
+                   secondary_structure: str | None = None) -> list[InputOutcome]:
     """Refine `inputs` over `n_workers` processes; outcomes in input order."""
     from rnadiff.refine.files import output_dir_for
 
@@ -114,7 +118,7 @@ def refine_sharded(inputs: list[str], n_workers: int, *, out: str, checkpoint: s
     keep = set(runnable)
     jobs = [ShardJob(inputs=[(i, str(inputs[i])) for i in shard if i in keep], out=str(out),
                      checkpoint=checkpoint, settings=settings, fmt=fmt, overwrite=overwrite,
-                     threads=threads, c1=c1)
+                     threads=threads, c1=c1, secondary_structure=secondary_structure)
             for shard in shard_indices(len(inputs), n_workers)]
     jobs = [j for j in jobs if j.inputs]
     if jobs:
