@@ -74,7 +74,7 @@ def test_polish_relaxes_the_new_atoms_against_fixed_given_atoms():
     fixed = reduced("backbone")["atom_present_mask"].numpy() > 0
     noisy = x.copy()
     noisy[~fixed] += np.random.default_rng(0).normal(size=(int((~fixed).sum()), 3)) * 0.3
-    out = polish(noisy, t, Polish(max_iter=200), fixed=fixed)
+    out = polish(noisy[None], t, Polish(max_iter=200), fixed=fixed)[0]
     np.testing.assert_array_equal(out[fixed], noisy[fixed])  # the given atoms did not move at all
     crossing = fixed[t.bonds].sum(1) == 1  # bonds from a given atom to a new one
     assert bond_error(out, t, crossing) < 0.5 * bond_error(noisy, t, crossing)

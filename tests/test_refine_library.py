@@ -108,7 +108,7 @@ def test_regularize_restores_bond_lengths():
     t = feats.topology()
     x = feats["coords"].double().numpy()
     noisy = x + np.random.default_rng(0).normal(size=x.shape) * 0.3
-    fixed = polish(noisy, t, Polish(max_iter=200))
+    fixed = polish(noisy[None], t, Polish(max_iter=200))[0]
 
     def bond_err(c):
         return np.abs(np.linalg.norm(c[t.bonds[:, 0]] - c[t.bonds[:, 1]], axis=1) - t.bond_lengths).mean()

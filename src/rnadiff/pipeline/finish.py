@@ -79,21 +79,22 @@ def clamp_given(x: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance:
     return out
 
 
-def polish(x: np.ndarray, topology: Any, settings: Polish, fixed: np.ndarray | None = None) -> np.ndarray:
-    """x [N, 3] with bonds, angles and base planes pulled to the library (tethered to x).
+def polish(samples: np.ndarray, topology: Any, settings: Polish, fixed: np.ndarray | None = None) -> np.ndarray:
+    """samples [S, N, 3] with bonds, angles and base planes pulled to the library (tethered to
+    each sample; all samples in one vectorised run).
 
     fixed [N] bool: atoms that do not move (the given atoms); the others relax against them.
     """
     restraints = PolishRestraints.from_topology(topology)
     options = PolishSettings(max_iter=settings.max_iter, tether=settings.tether)
-    return polish_samples(np.asarray(x, np.float64)[None], restraints, options, fixed=fixed)[0]
+    return polish_samples(np.asarray(samples, np.float64), restraints, options, fixed=fixed)
 
 
-def keep_given(x: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance: float, topology: Any,
+def keep_given(samples: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance: float, topology: Any,
                settings: Polish) -> np.ndarray:
-    """One sample [N, 3]: given atoms within `tolerance` of target, the others relaxed against them."""
-    x = clamp_given(x, target, given, tolerance)
-    return polish(x, topology, settings, fixed=given) if settings.enabled else x
+    """samples [S, N, 3]: given atoms within `tolerance` of target, the others relaxed against them."""
+    samples = np.stack([clamp_given(x, target, given, tolerance) for x in samples])
+    return polish(samples, topology, settings, fixed=given) if settings.enabled else samples
 
 
 def minimize_sample(layout: Any, coords: np.ndarray, config: Any) -> tuple[np.ndarray, dict[str, Any]]:

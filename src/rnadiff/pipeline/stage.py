@@ -166,11 +166,10 @@ class StagePipeline:
         topology = feats.topology() if s.regularize else None
         t0 = time.perf_counter()
         if s.given_tolerance is None and s.regularize:
-            coords = np.stack([finish.polish(x, topology, s.polish) for x in coords])
+            coords = finish.polish(coords, topology, s.polish)
         samples, sampled_rmsd = finish.superpose_on_given(coords, target, given)
         if s.given_tolerance is not None:
-            samples = np.stack([finish.keep_given(x, target, given, s.given_tolerance, topology, s.polish)
-                                for x in samples])
+            samples = finish.keep_given(samples, target, given, s.given_tolerance, topology, s.polish)
         seconds += time.perf_counter() - t0
         reports = mins = None
         if s.minimization is not None:
@@ -189,7 +188,7 @@ class StagePipeline:
             t0 = time.perf_counter()
             x, report = finish.minimize_sample(feats.layout, x, s.minimization)
             if s.given_tolerance is not None:  # the minimizer's restraints let given atoms drift
-                x = finish.keep_given(x, target, given, s.given_tolerance, topology, s.polish)
+                x = finish.keep_given(x[None], target, given, s.given_tolerance, topology, s.polish)[0]
             out.append(x)
             reports.append(report)
             seconds.append(time.perf_counter() - t0)
