@@ -1,20 +1,22 @@
-"""All-atom reconstruction from C1'-only, P-only and backbone-only inputs: trained model vs baseline.
+"""All-atom reconstruction from partial inputs on held-out chains of every length: checkpoints vs baseline.
 
-    python benchmarks/reconstruct.py --data ../shared/data/rna_dev.tar.gz [--checkpoint PATH]
-        [--n-chains 16] [--max-length 40] [--samples 1] [--steps 50] [--json OUT]
+    python benchmarks/reconstruct.py --data ../shared/data/rna_dev.tar.gz ../shared/data/rna_extra.tar.gz \
+        --checkpoint new=default --checkpoint old=/tmp/old_ckpt [--n-chains 40] [--kinds c1 p three_bead backbone] \
+        [--shard 1/2] --json part1.json
+    python benchmarks/reconstruct.py --merge part1.json part2.json --markdown table.md
 
-Chains: the validation split of the dev set (held out from training by sequence, the same
-`rnadiff.train.split` rule and fraction as `rnadiff train`), the shortest `--n-chains` up to
-`--max-length` nt. Each native is reduced to the given atoms and rebuilt by
-- model: `rnadiff.refine.refine_structure` with the checkpoint (sample 0 of `--samples`);
-- baseline: ideal nucleotides of the monomer library placed on the given atoms. With >= 3 given
-  atoms in a residue (backbone) the ideal residue is Kabsch-superposed onto them. With one given
-  atom (C1' or P) the orientation comes from a local frame of the neighbours' given atoms
-  (chain direction a[i+1] - a[i-1], and the bend towards a[i]); the ideal residue's mean
-  orientation in that frame is fitted once on training chains (never on the evaluated ones).
-Scores (against the native, `rnadiff.metrics.compare_structures`): all-heavy-atom RMSD after
-superposition, all-atom lDDT, clashes per 1000 atoms, bond and angle outliers (> 4 esd), and
-seconds per nucleotide. Prints a markdown table of means over chains.
+Chains: held out by sequence under the rule `rnadiff train` uses (`rnadiff.train.split.is_heldout`:
+the 15% split plus 30% of the sequences over 100 nt), ≥ 95% of their atoms resolved; every held-out
+chain over 100 nt, then chains evenly spread over the shorter ones up to `--n-chains`. (The 15%
+split is the one every earlier checkpoint was held out from; the chains over 100 nt outside it were
+in the first checkpoint's training set, which favours the old checkpoint there: `seen_by_v1` marks
+them in the JSON.) Each native is reduced to the given atoms and rebuilt by
+- each checkpoint, through `rnadiff refine`'s own settings (sample 0 of `--samples`, seed 0);
+- the baseline: ideal nucleotides of the monomer library placed on the given atoms (Kabsch on
+  ≥ 3 given atoms of a residue; for C1′/P only, oriented in a local frame of the neighbours).
+Scores against the native: all-heavy-atom RMSD, all-atom lDDT, canonical base-pair INF
+(`rnadiff.metrics.basepairs`), clashes per 1000 atoms, chirality errors, the largest distance of a
+given atom from its input position, and seconds. Tables: means per input kind × length bin.
 """
 from __future__ import annotations
 
@@ -30,15 +32,19 @@ import torch
 from rnadiff.chem.features import Features
 from rnadiff.io import build_gemmi_structure
 from rnadiff.metrics import compare_structures
-from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
-from rnadiff.train.data import load_records, split_records
+from rnadiff.metrics.basepairs import canonical_pairs, interaction_network_fidelity, pair_set
+from rnadiff.train.data import load_records
 from rnadiff.train.partial import mode_mask
+from rnadiff.train.split import is_heldout, is_validation
 
-KINDS = {"C1' only": "c1", "P only": "p", "backbone only": "backbone"}
-ANCHOR = {"c1": "C1'", "p": "P"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reconstruct_baseline import baseline, fit_orientation  # noqa: E402
+
+KINDS = {"c1": "C1′ only", "p": "P only", "three_bead": "3-bead (P, C4′, N1/N9)", "backbone": "backbone only"}
+BINS = ((0, 50, "≤ 50 nt"), (51, 100, "51–100 nt"), (101, 10**6, "> 100 nt"))
+COLUMNS = ("rmsd", "lddt", "inf_canonical", "clashes_per_1000", "chirality_errors", "given_max_dev", "seconds")
 
 
-# --- inputs -------------------------------------------------------------------------------------
 def reduce_to(record, kind: str) -> Features:
     """The native's features with only the atoms of `kind` given (same layout as the native)."""
     f = dict(record.features)
@@ -48,187 +54,126 @@ def reduce_to(record, kind: str) -> Features:
     return Features(tensors=f, layout=record.layout, notes=[])
 
 
-# --- baseline -----------------------------------------------------------------------------------
-def _kabsch(mobile: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cm, ct = mobile.mean(0), target.mean(0)
-    u, _, vt = np.linalg.svd((mobile - cm).T @ (target - ct))
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    rot = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return rot, ct - cm @ rot.T
+def select_chains(records, n_chains: int) -> list:
+    held = [r for r in records if is_heldout(r.seq_md5, r.n_token, 0.15, 0.3)
+            and float(r.features["atom_present_mask"].mean()) > 0.95]
+    held = sorted({r.seq_md5: r for r in held}.values(), key=lambda r: (r.n_token, r.name))  # one per sequence
+    long = [r for r in held if r.n_token > 100]
+    short = [r for r in held if r.n_token <= 100]
+    k = max(0, n_chains - len(long))
+    picks = [short[int(i)] for i in np.linspace(0, len(short) - 1, k)] if k and short else []
+    return sorted({id(r): r for r in picks + long}.values(), key=lambda r: (r.n_token, r.name))
 
 
-def local_frames(anchor: np.ndarray, has: np.ndarray) -> np.ndarray:
-    """[T, 3, 3] orthonormal frames (columns e1, e2, e3) from neighbouring anchors [T, 3]."""
-    t = len(anchor)
-    frames = np.full((t, 3, 3), np.nan)
-    idx = np.nonzero(has)[0]
-    for k, i in enumerate(idx):
-        prev = anchor[idx[k - 1]] if k > 0 else None
-        nxt = anchor[idx[k + 1]] if k + 1 < len(idx) else None
-        if prev is None or nxt is None:
-            continue
-        e1 = nxt - prev
-        e1 /= np.linalg.norm(e1) + 1e-9
-        bend = anchor[i] - 0.5 * (prev + nxt)
-        e2 = bend - e1 * (bend @ e1)
-        if np.linalg.norm(e2) < 1e-3:
-            continue
-        e2 /= np.linalg.norm(e2)
-        frames[i] = np.stack([e1, e2, np.cross(e1, e2)], axis=1)
-    # chain ends and straight stretches: the frame of the nearest residue that has one
-    ok = np.nonzero(~np.isnan(frames[:, 0, 0]))[0]
-    if len(ok) == 0:
-        frames[:] = np.eye(3)
-        return frames
-    for i in range(t):
-        if np.isnan(frames[i, 0, 0]):
-            frames[i] = frames[ok[np.argmin(np.abs(ok - i))]]
-    return frames
-
-
-def _anchor_table(record, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per token: anchor atom index (-1 if absent), position, has-flag."""
-    f = record.features
-    codes = atom_name_codes(f["ref_atom_name_chars"]).numpy()
-    a2t = f["atom_to_token_idx"].numpy()
-    present = f["atom_present_mask"].numpy() > 0
-    t = int(f["restype"].shape[0])
-    index = np.full(t, -1)
-    sel = np.nonzero((codes == _code_of(ANCHOR[kind])) & present)[0]
-    index[a2t[sel]] = sel
-    pos = np.zeros((t, 3))
-    has = index >= 0
-    pos[has] = f["coords"].numpy()[index[has]]
-    return index, pos, has
-
-
-def fit_orientation(records, kind: str) -> np.ndarray:
-    """Mean rotation Q (frame -> ideal residue orientation) over training residues: R_i ≈ F_i Q."""
-    acc = np.zeros((3, 3))
-    for rec in records:
-        f = rec.features
-        x, ref = f["coords"].numpy().astype(np.float64), f["ref_pos"].numpy().astype(np.float64)
-        present = f["atom_present_mask"].numpy() > 0
-        a2t = f["atom_to_token_idx"].numpy()
-        _, pos, has = _anchor_table(rec, kind)
-        frames = local_frames(pos, has)
-        for i in np.nonzero(has)[0]:
-            m = (a2t == i) & present
-            if m.sum() < 5:
-                continue
-            rot, _ = _kabsch(ref[m], x[m])
-            acc += frames[i].T @ rot
-    u, _, vt = np.linalg.svd(acc)
-    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
-
-
-def baseline(features: Features, kind: str, orientation: np.ndarray | None) -> np.ndarray:
-    """All-atom coordinates [N, 3] from ideal residues placed on the given atoms."""
-    f = features
-    x = f["coords"].numpy().astype(np.float64)
-    ref = f["ref_pos"].numpy().astype(np.float64)
-    given = f["atom_present_mask"].numpy() > 0
-    a2t = f["atom_to_token_idx"].numpy()
-    t = int(f["restype"].shape[0])
-    out = np.zeros_like(x)
-    if kind in ANCHOR:
-        codes = atom_name_codes(f["ref_atom_name_chars"]).numpy()
-        anchor_atom = np.full(t, -1)
-        sel = np.nonzero((codes == _code_of(ANCHOR[kind])) & given)[0]
-        anchor_atom[a2t[sel]] = sel
-        has = anchor_atom >= 0
-        pos = np.zeros((t, 3))
-        pos[has] = x[anchor_atom[has]]
-        frames = local_frames(pos, has)
-        # residues without the anchor (the 5' residue has no P): interpolate a position
-        for i in np.nonzero(~has)[0]:
-            nb = np.nonzero(has)[0]
-            j = nb[np.argmin(np.abs(nb - i))]
-            pos[i] = pos[j] + (i - j) * 5.9 * frames[j][:, 0]
-        for i in range(t):
-            m = a2t == i
-            rot = frames[i] @ orientation
-            placed = ref[m] @ rot.T
-            if has[i]:
-                placed += pos[i] - placed[np.nonzero(m)[0] == anchor_atom[i]][0]
-            else:
-                placed += pos[i] - placed.mean(0)
-            out[m] = placed
-        return out
-    for i in range(t):
-        m = a2t == i
-        g = m & given
-        if g.sum() >= 3:
-            rot, tr = _kabsch(ref[g], x[g])
-            out[m] = ref[m] @ rot.T + tr
-        else:
-            out[m] = ref[m] + (x[g].mean(0) if g.any() else 0.0)
-        out[g] = x[g]
-    return out
-
-
-# --- evaluation -----------------------------------------------------------------------------------
-def score(record, coords: np.ndarray, seconds: float) -> dict:
+def score(record, feats: Features, coords: np.ndarray, seconds: float) -> dict:
+    native_x = record.features["coords"].numpy()
+    present = record.features["atom_present_mask"].numpy() > 0
     model = build_gemmi_structure(record.layout, coords)
-    native = build_gemmi_structure(record.layout, record.features["coords"].numpy(),
-                                   atom_mask=record.features["atom_present_mask"].numpy() > 0)
+    native = build_gemmi_structure(record.layout, native_x, atom_mask=present)
     c = compare_structures(model, native)
-    return {"rmsd": c["rmsd"], "lddt": c["lddt"], "clashes_per_1000": c["model"]["clashes_per_1000_atoms"],
-            "bond_outliers": c["model"]["bond_outliers"], "angle_outliers": c["model"]["angle_outliers"],
-            "s_per_nt": seconds / record.n_token}
+    given = feats["atom_present_mask"].numpy() > 0
+    dev = np.linalg.norm(coords[given] - feats["coords"].numpy()[given], axis=-1)
+    ref_pairs = pair_set(canonical_pairs(record.layout, native_x, present))
+    model_pairs = pair_set(canonical_pairs(record.layout, coords))
+    # INF is undefined for a native without canonical pairs (nothing to recover): NaN, left out of means.
+    inf = interaction_network_fidelity(model_pairs, ref_pairs) if ref_pairs else float("nan")
+    return {"rmsd": c["rmsd"], "lddt": c["lddt"], "inf_canonical": inf,
+            "n_pairs_native": len(ref_pairs), "n_pairs_model": len(model_pairs),
+            "clashes_per_1000": c["model"]["clashes_per_1000_atoms"],
+            "chirality_errors": c["model"].get("chirality_errors", float("nan")),
+            "given_max_dev": float(dev.max()) if len(dev) else 0.0, "seconds": seconds}
+
+
+def refine_settings(samples: int, overrides: list[str]):
+    """Exactly the settings `rnadiff refine --samples N [overrides]` would use."""
+    from rnadiff.cli import refine as cli_refine
+
+    parser = argparse.ArgumentParser()
+    cli_refine.register(parser.add_subparsers())
+    args = parser.parse_args(["refine", "input.pdb", "--out", "unused", "--samples", str(samples)])
+    return cli_refine.settings_from(args, list(overrides))
+
+
+def run(a) -> dict:
+    from rnadiff.refine import load_refinement_model, refine_structure
+
+    records, _ = load_records(a.data)
+    chains = select_chains(records, a.n_chains)
+    k, n = (int(v) for v in a.shard.split("/"))
+    chains = chains[k - 1::n]
+    train = [r for r in records if not is_heldout(r.seq_md5, r.n_token, 0.15, 0.3)]
+    orient = {kind: fit_orientation(train[:80], kind) for kind in ("c1", "p")}
+    models = {}
+    for spec in a.checkpoint:
+        name, _, path = spec.partition("=")
+        models[name] = load_refinement_model(None if path == "default" else path)
+    settings = refine_settings(a.samples, a.overrides)
+    print(f"{len(chains)} held-out chains ({min(r.n_token for r in chains)}-{max(r.n_token for r in chains)} nt), "
+          f"checkpoints {[(k2, v[1]) for k2, v in models.items()]}", file=sys.stderr)
+    rows = []
+    for r in chains:
+        for kind in a.kinds:
+            feats = reduce_to(r, kind)
+            row = {"chain": r.name, "n": r.n_token, "input": kind,
+                   "seen_by_v1": not is_validation(r.seq_md5, 0.15) and "rna_extra" not in str(r.name)}
+            t0 = time.perf_counter()
+            base = baseline(feats, kind, orient.get(kind))
+            row["baseline"] = score(r, feats, base, time.perf_counter() - t0)
+            for name, (model, _) in models.items():
+                t0 = time.perf_counter()
+                res = refine_structure(feats, model, settings)
+                row[name] = score(r, feats, res.samples[0], time.perf_counter() - t0)
+            rows.append(row)
+        print(f"  {r.name} ({r.n_token} nt) done", file=sys.stderr, flush=True)
+    return {"checkpoints": {k2: v[1] for k2, v in models.items()}, "overrides": a.overrides, "rows": rows}
+
+
+def table(rows: list[dict], methods: list[str]) -> str:
+    out = ["| input | length | chains | method | RMSD (Å) | lDDT | canonical INF | clashes/1000 | chirality errors "
+           "| given-atom max dev (Å) | s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for kind, label in KINDS.items():
+        for lo, hi, bin_label in (*BINS, (0, 10**6, "all")):
+            sel = [r for r in rows if r["input"] == kind and lo <= r["n"] <= hi]
+            if not sel:
+                continue
+            for m in methods:
+                vals = [np.nanmean([r[m][c] for r in sel]) for c in COLUMNS]
+                out.append(f"| {label} | {bin_label} | {len(sel)} | {m} | {vals[0]:.2f} | {vals[1]:.3f} | {vals[2]:.2f} | "
+                           f"{vals[3]:.1f} | {vals[4]:.1f} | {vals[5]:.2f} | {vals[6]:.1f} |")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/rna_dev.tar.gz"))
-    p.add_argument("--checkpoint", default=None, help="refinement checkpoint (default: the packaged one)")
-    p.add_argument("--n-chains", type=int, default=16)
-    p.add_argument("--max-length", type=int, default=40)
-    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--data", nargs="+", default=[str(Path(__file__).resolve().parents[2] / "shared/data" / n)
+                                                  for n in ("rna_dev.tar.gz", "rna_extra.tar.gz")])
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="NAME=PATH (or NAME=default for the packaged checkpoint); repeat to compare")
+    p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    p.add_argument("--n-chains", type=int, default=40)
     p.add_argument("--samples", type=int, default=1)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard", default="1/1", help="K/N: every N-th chain from the K-th (run shards in parallel)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="refine config overrides, exactly as for `rnadiff refine` (e.g. anchoring.strength=0)")
-    p.add_argument("--json", help="write per-chain results here")
+    p.add_argument("--json", help="write the per-chain results here")
+    p.add_argument("--merge", nargs="+", help="merge shard JSON files instead of running")
+    p.add_argument("--markdown", help="write the table here")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="refine config overrides, as for `rnadiff refine`")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from rnadiff.cli.refine import settings_from
-    from rnadiff.refine import load_refinement_model, refine_structure
-
-    records, _ = load_records(a.data)
-    train, val = split_records(records, a.val_fraction)
-    chains = sorted((r for r in val if r.n_token <= a.max_length and r.features["atom_present_mask"].mean() > 0.95),
-                    key=lambda r: (r.n_token, r.name))[: a.n_chains]
-    model, source = load_refinement_model(a.checkpoint)
-    settings = settings_from(a, list(a.overrides))  # the settings `rnadiff refine` would use
-    orient = {k: fit_orientation(train[:80], k) for k in ("c1", "p")}
-    print(f"{len(chains)} held-out chains ({min(r.n_token for r in chains)}-{max(r.n_token for r in chains)} nt), "
-          f"checkpoint {source}", file=sys.stderr)
-    results: dict[tuple[str, str], list[dict]] = {}
-    per_chain = []
-    for r in chains:
-        for label, kind in KINDS.items():
-            feats = reduce_to(r, kind)
-            t0 = time.perf_counter()
-            base = baseline(feats, kind, orient.get(kind))
-            results.setdefault((label, "baseline"), []).append(score(r, base, time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            res = refine_structure(feats, model, settings)
-            results.setdefault((label, "model"), []).append(score(r, res.samples[0], time.perf_counter() - t0))
-            per_chain.append({"chain": r.name, "n": r.n_token, "input": label,
-                              "baseline": results[(label, "baseline")][-1], "model": results[(label, "model")][-1]})
-        print(f"  {r.name} ({r.n_token} nt) done", file=sys.stderr)
-    cols = ("rmsd", "lddt", "clashes_per_1000", "bond_outliers", "angle_outliers", "s_per_nt")
-    print("| input | method | heavy-atom RMSD (Å) | lDDT | clashes/1000 atoms | bond outliers | angle outliers | s/nt |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (label, method), rows in results.items():
-        means = [np.mean([row[c] for row in rows]) for c in cols]
-        print(f"| {label} | {method} | {means[0]:.2f} | {means[1]:.3f} | {means[2]:.1f} | {means[3]:.1f} | "
-              f"{means[4]:.1f} | {means[5]:.4f} |")
+    if a.merge:
+        parts = [json.loads(Path(f).read_text()) for f in a.merge]
+        result = dict(parts[0], rows=[row for part in parts for row in part["rows"]])
+    else:
+        if not a.checkpoint:
+            a.checkpoint = ["model=default"]
+        result = run(a)
+    methods = ["baseline", *result["checkpoints"]]
+    md = table(result["rows"], methods)
+    print(md)
     if a.json:
-        Path(a.json).write_text(json.dumps({"checkpoint": source, "chains": per_chain}, indent=2))
+        Path(a.json).write_text(json.dumps(result, indent=1))
+    if a.markdown:
+        Path(a.markdown).write_text(md + "\n")
     return 0
 
 
