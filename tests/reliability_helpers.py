@@ -152,6 +152,26 @@ def build_corpus(root: Path, ckpt: Path) -> list[Case]:
     refine_case("nan_coords", "nan.cif", mmcif_c1(SEQ, lambda k: (5.9 * k, "nan" if k == 3 else 0.0, 0.0)), ["nan", "finite", "coordinate"])
     refine_case("inf_coords", "inf.cif", mmcif_c1(SEQ, lambda k: (5.9 * k, 0.0, "inf" if k == 2 else 0.0)), ["inf", "finite", "coordinate"])
     refine_case("absurd_coords", "far.cif", mmcif_c1(SEQ, lambda k: (1e8 * (k + 1), 0.0, 0.0)), ["coordinate", "absurd", "large", "range", "1e+08", "100000000"])
+    # issue 18: coordinates gemmi would read as numbers, or no RNA can have
+    lines = good.splitlines()
+    atoms = [i for i, ln in enumerate(lines) if ln.startswith("ATOM")]
+    for i in atoms[::3]:
+        lines[i] = lines[i][:30] + "12.x3-4..7  NaNa  ++1.0 " + lines[i][54:]
+    refine_case("garbage_coordinate_fields", "garbage.pdb", "\n".join(lines) + "\n", ["not a number"])
+    refine_case("garbage_cif_coordinate", "garbage.cif", mmcif_c1(SEQ, lambda k: (5.9 * k, "12.x3" if k == 5 else 0.0, 0.0)),
+                ["not a number"])
+    refine_case("missing_cif_coordinate", "missing.cif", mmcif_c1(SEQ, lambda k: (5.9 * k, 0.0, "?" if k == 2 else 0.0)),
+                ["missing coordinate"])
+    full = (EXAMPLES / "4phy_A.pdb").read_text().splitlines()
+    k = next(i for i, ln in enumerate(full) if ln.startswith("ATOM") and ln[12:16].strip() == "N9")
+    full[k] = full[k][:30] + f"{float(full[k][30:38]) + 40:>8.3f}" + full[k][38:]
+    refine_case("residue_atoms_far_apart", "split.pdb", "\n".join(full) + "\n", ["bonds allow"])
+    refine_case("c1_trace_every_other_9999", "far9999.pdb",
+                c1_chain(SEQ, coord=lambda k: (5.9 * k, 0.0, 0.0) if k % 2 else (9999.0, -9999.0, 9999.0)),
+                ["apart", "corrupt"])
+    refine_case("one_residue_far_away", "outlier.pdb",
+                c1_chain(SEQ, coord=lambda k: (-999.0, 0.0, 0.0) if k == 5 else (5.9 * k, 0.1 * k, 0.0)),
+                ["neighbours"])
     dup = good.splitlines()
     refine_case("duplicate_atoms", "dup.pdb", "\n".join(dup[:4] + [dup[3]] + dup[4:]) + "\n", ["duplicate"])
     refine_case("zero_residues", "noatoms.pdb", "HEADER    RNA\nREMARK  nothing here\nEND\n", ["no atom", "no residue", "no rna", "empty", "nothing"])

@@ -23,8 +23,10 @@ IDS = ["empty", "blank_lines", "truncated_cif", "truncated_pdb_line", "binary", 
        "samples_zero", "samples_negative", "steps_zero", "threads_zero", "samples_not_int", "ckpt_truncated",
        "ckpt_text", "ckpt_malicious_pickle", "ckpt_json", "ckpt_pdb", "ckpt_foreign_torch",
        "evaluate_binary_model", "evaluate_missing_reference", "minimize_fasta", "minimize_out_under_file",
-       "minimize_bad_override", "convert_protenix_malicious", "convert_protenix_text"]
-SUBPROCESS_DEFAULT = {"binary", "ckpt_malicious_pickle", "override_unknown_key"}
+       "minimize_bad_override", "convert_protenix_malicious", "convert_protenix_text",
+       "garbage_coordinate_fields", "garbage_cif_coordinate", "missing_cif_coordinate", "residue_atoms_far_apart",
+       "c1_trace_every_other_9999", "one_residue_far_away"]
+SUBPROCESS_DEFAULT = {"binary", "ckpt_malicious_pickle", "override_unknown_key", "garbage_coordinate_fields"}
 
 
 def _params(ids, slow_except=()):
