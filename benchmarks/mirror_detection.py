@@ -3,7 +3,7 @@
     python benchmarks/mirror_detection.py --data ../shared/data/rna_dev.tar.gz [--min-length 20]
 
 Every chain of the set's manifest with at least --min-length residues is reduced to its C1' atoms,
-its P atoms, or kept all-atom; each reduction and its mirror image (reflected through a plane,
+its P atoms, 3 beads (P, C4', N1/N9), the 12 backbone/sugar atoms, or kept all-atom; each reduction and its mirror image (reflected through a plane,
 `io.mirror.reflect_structure`) goes through `io.mirror.structure_handedness`. Detection = mirrors
 called left-handed; false alarm = originals called left-handed; undecidable counts as not detected.
 Writes benchmarks/results/mirror_detection_dev.{md,json}.
@@ -20,12 +20,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from rnadiff.chem.vocab import BACKBONE_ATOMS
 from rnadiff.errors import RnadiffError
 from rnadiff.geometry.handedness import LEFT, RIGHT, UNDECIDABLE
 from rnadiff.io import read_structure
 from rnadiff.io.mirror import reflect_structure, structure_handedness
 
-MODES = {"C1' only": {"C1'"}, "P only": {"P"}, "all-atom": None}
+MODES = {"C1' only": {"C1'"}, "P only": {"P"}, "3-bead (P, C4', N1/N9)": {"P", "C4'", "N1", "N9"},
+         "backbone only": set(BACKBONE_ATOMS), "all-atom": None}
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -49,7 +49,7 @@ HELIX_CONCENTRATION = 8.0  # von Mises kappa: a spread of about 20 degrees
 HELIX_FRACTION = 0.5  # share of dihedrals in helical stretches
 DECISION_LOG_ODDS = np.log(100.0)  # a verdict needs 100:1 odds
 MIN_EVIDENCE = 4
-TRACE_ANCHORS = ("C1'", "C4'", "P")
+TRACE_ANCHORS = ("C1'", "P", "C4'")  # on equal evidence the first wins: C4' traces decide least often
 MIN_STEM_SEPARATION = 5  # |i - j| within one run: closer pairs are local turns, not base pairs
 
 
@@ -212,7 +212,7 @@ def detect_handedness(chains: Sequence[Sequence[Mapping[str, np.ndarray]]],
                       breaks: Sequence[Sequence[bool]] | None = None) -> Handedness:
     """Handedness of chains of residues ({atom name: xyz}); breaks[c][i] True when residue i of
     chain c is not linked to residue i-1. Sugar chirality when it decides, else the trace of the
-    anchor atom (C1', C4', P) with the most dihedrals."""
+    anchor atom (C1', P, C4') with the most dihedrals."""
     if breaks is None:
         breaks = [[False] * len(c) for c in chains]
     sugar = sugar_handedness([atoms for residues in chains for atoms in residues])
