@@ -58,15 +58,21 @@ def check_residue_coordinates(residue, path: str | Path | None) -> None:
         raise InputError(f"absurd coordinates (|x| > {MAX_ABS_COORDINATE:g} Å) in residue {residue.label()}", path)
     if len(coords) < 2:
         return
-    template = get_template(residue.template_name)
-    idx = template.indices(residue.atom_names)
-    dist = np.linalg.norm(coords[:, None, :] - coords[None, :, :], axis=-1)
-    excess = dist - span_bounds(residue.template_name)[np.ix_(idx, idx)]
-    if (excess > 0).any():
+    diff = coords[:, None, :] - coords[None, :, :]
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    excess = dist - _bounds_for(residue.template_name, residue.atom_names)
+    if excess.max() > 0:
         i, j = np.unravel_index(np.argmax(excess), excess.shape)
         raise InputError(
             f"atoms {residue.atom_names[i]} and {residue.atom_names[j]} of residue {residue.label()} are "
             f"{dist[i, j]:.1f} Å apart, more than its bonds allow; corrupt coordinates", path)
+
+
+@lru_cache(maxsize=4096)
+def _bounds_for(template_name: str, atom_names: tuple[str, ...]) -> np.ndarray:
+    """span_bounds restricted to the atoms present (cached: most residues of a file share a set)."""
+    idx = get_template(template_name).indices(atom_names)
+    return span_bounds(template_name)[np.ix_(idx, idx)]
 
 
 def _anchor(residue) -> np.ndarray:
