@@ -9,7 +9,7 @@ from rnadiff.chem.features import featurize
 from rnadiff.errors import InputError
 from rnadiff.io import read_structure
 from rnadiff.io.submission import in_shard, iter_submission, iter_submission_targets, parse_shard
-from rnadiff.refine.c1csv import c1_rows, write_c1_csv
+from rnadiff.io.c1csv import c1_rows, write_c1_csv
 from tests.train_helpers import EXAMPLES
 
 HEADER = "ID,resname,resid," + ",".join(f"{c}_{k}" for k in range(1, 6) for c in "xyz")

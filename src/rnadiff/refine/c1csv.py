@@ -1,44 +1,7 @@
-"""C1' coordinates of every sample in the Stanford RNA 3D Folding submission layout.
-
-    ID,resname,resid,x_1,y_1,z_1,...,x_N,y_N,z_N
-    <target>_<resid>,G,1,12.345,...
-resid is the 1-based position of the residue in the input (chains in file order).
-"""
+"""Moved to `rnadiff.io.c1csv` (the writer beside its reader, `rnadiff.io.submission`); this name
+stays importable until every caller has switched."""
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+from rnadiff.io.c1csv import c1_rows, write_c1_csv
 
-import numpy as np
-
-from rnadiff.chem.layout import AtomLayout
-from rnadiff.errors import OutputError
-
-
-def c1_rows(target: str, layout: AtomLayout, samples: np.ndarray) -> list[list[str]]:
-    """One row per residue: ID, resname, resid, then x/y/z of C1' for each sample [S, N, 3]."""
-    rows = []
-    for tok in range(layout.n_tokens):
-        idx = layout.atom_index(tok, "C1'")
-        if idx is None:
-            raise OutputError(f"{target}: residue {tok + 1} has no C1' atom")
-        xyz = np.asarray(samples)[:, idx, :]  # [S, 3]
-        rows.append([f"{target}_{tok + 1}", layout.resnames[tok], str(tok + 1),
-                     *(f"{v:.3f}" for v in xyz.reshape(-1))])
-    return rows
-
-
-def write_c1_csv(path: str | os.PathLike, rows: list[list[str]], n_samples: int, overwrite: bool = False) -> Path:
-    """Write the rows atomically with the header for `n_samples` samples."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
-    header = ["ID", "resname", "resid"] + [f"{c}_{k}" for k in range(1, n_samples + 1) for c in "xyz"]
-    text = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
+__all__ = ["c1_rows", "write_c1_csv"]
