@@ -3,7 +3,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rnadiff.config import load_config, stage_d
+from rnadiff.config import CONFIG_DIR, load_config, stage_d
 from rnadiff.pipeline.manager import ProtenixDiffusionManager
 from rnadiff.errors import ConfigError
 from tests.test_diffusion_toys import ToyDenoiser, make_target, toy_embeddings, toy_features
@@ -144,11 +144,20 @@ def test_training_sampling_keys():
 
 @pytest.mark.parametrize("key, value", [
     ("alpha_diffusion", 2.0), ("weight_mse", 1.0), ("weight_smooth_lddt", 3.0), ("alpha_bond", 1.0),
-    ("weight_rna", 1.0), ("weight_dna", 9.0), ("weight_ligand", 9.0),
+    ("alpha_base_pair", 1.0), ("weight_rna", 1.0), ("weight_dna", 9.0), ("weight_ligand", 9.0),
     ("lddt_nucleotide_radius", 5.0), ("lddt_other_radius", 40.0),
 ])
 def test_loss_keys_change_the_loss(key, value):
     feats_flags = {"weight_dna": "is_dna", "weight_ligand": "is_ligand"}
+    if key == "alpha_base_pair":  # acts on the atom pairs of annotated base pairs
+        f, emb = toy_features(N_ATOM, N_TOK), toy_embeddings(N_TOK)
+        labels = {"coordinate": make_target(N_ATOM), "pair_atom_index": torch.tensor([[0, 20], [1, 21], [2, 19]])}
+        res = [_mgr({"training": {"N_sample": 2, **cfg}}).train_diffusion_step(
+            labels, f, emb["s_inputs"], emb["s_trunk"], emb["z_trunk"], {}, generator=torch.Generator().manual_seed(0))
+            for cfg in ({}, {"loss": {key: value}})]
+        assert float(res[1].metrics["base_pair_loss"]) > 0
+        assert float(res[0].loss.detach()) != float(res[1].loss.detach())
+        return
     base, _ = _train({"training": {"N_sample": 2}})
     changed, _ = _train({"training": {"N_sample": 2, "loss": {key: value}}})
     if key in feats_flags or key == "lddt_other_radius":
@@ -289,21 +298,34 @@ def test_guidance_keys(rna_dev_dir):
     assert torch.equal(sharp.resample(x4, x4, torch.full((4,), 0.5), step=0, n_steps=10)[1], torch.zeros(4, dtype=torch.long))
 
 
-def test_every_owned_key_is_listed_in_a_test():
-    """Guard: a new key in stageD.yaml must get an effect test here (or belong to another component)."""
-    import inspect
-    import sys
+def test_schema_types_every_yaml_key_and_nothing_else():
+    """The YAML holds the values, rnadiff.config.schema the types: the two name the same keys."""
+    from rnadiff.config.schema import RefineGroup, StageD
 
-    src = inspect.getsource(sys.modules[__name__])
-    cfg = OmegaConf.to_container(load_config().model.stageD)
-    others = {"energy_minimization", "lora"}
-
-    def leaves(d, prefix=""):
+    def keys(d, prefix=""):
+        out = set()
         for k, v in d.items():
-            if isinstance(v, dict) and k not in ("atom_encoder", "transformer", "atom_decoder"):
-                yield from leaves(v, prefix + k + ".")
+            if isinstance(v, dict) and k != "guidance":
+                out |= keys(v, prefix + k + ".")
             else:
-                yield prefix + k, k
+                out.add(prefix + k)
+        return out
 
-    missing = [full for full, k in leaves(cfg) if full.split(".")[0] not in others and f'"{k}"' not in src]
-    assert not missing, f"keys without an effect test: {missing}"
+    yaml = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / "stageD.yaml"))
+    assert keys(yaml) == keys(OmegaConf.to_container(OmegaConf.structured(StageD)))
+    group = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "standalone_refine" / "default.yaml"))
+    group.pop("model")
+    assert keys(group) == keys(OmegaConf.to_container(OmegaConf.structured(RefineGroup)))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.stageD.inference.num_steps=abc", "inference.num_steps"),
+    ("model.stageD.training.adam_betas=fast", "training.adam_betas"),
+    ("model.stageD.memory.compile=maybe", "memory.compile"),
+    ("model.stageD.lora.r=eight", "lora.r"),
+])
+def test_wrong_types_are_one_line_errors_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
+        load_config([override])
+    assert "\n" not in str(err.value)
+    assert isinstance(load_config(["model.stageD.training.lr=0.01"]).model.stageD.training.lr, float)

@@ -99,7 +99,7 @@ def test_train_step_with_toy_unpacks_and_backpropagates():
     assert x_gt.shape == x_den.shape == (3, N_ATOM, 3) and sigma.shape == (3,)
     out.loss.backward()
     assert toy.scale.grad is not None
-    assert set(out.metrics) == {"mse_loss", "smooth_lddt_loss", "bond_loss", "loss"}
+    assert set(out.metrics) == {"mse_loss", "smooth_lddt_loss", "bond_loss", "base_pair_loss", "loss"}
     two = mgr.train_diffusion_step({"coordinate": target}, f, emb["s_inputs"], emb["s_trunk"], emb["z_trunk"], {},
                                    N_sample=2)
     assert two.sigma.shape == (2,)

@@ -99,3 +99,12 @@ def test_train_mode_runs_one_optimiser_step():
     assert torch.isfinite(out.loss) and out.x_denoised.shape[-3] == 2
     changed = sum(not torch.equal(a, b) for a, b in zip(before, manager.diffusion_module.parameters()))
     assert changed > 0
+
+
+def test_energy_minimization_section_reaches_the_minimizer_config():
+    from rnadiff.pipeline.runner import pipeline_settings
+    from rnadiff.pipeline.stage_config import resolve_stage_d
+
+    assert pipeline_settings(resolve_stage_d({})).minimization is None  # enabled: false
+    on = pipeline_settings(resolve_stage_d({"energy_minimization": {"enabled": True, "steps": 7}})).minimization
+    assert on is not None and on.steps == 7 and on.method == "OpenMM"

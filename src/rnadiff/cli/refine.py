@@ -66,43 +66,32 @@ def register(subparsers) -> None:
 
 
 def settings_from(args: argparse.Namespace, overrides: list[str]):
+    """RefineSettings from the options and the refine config (`+standalone_refine=default` + overrides)."""
     from omegaconf import OmegaConf
 
     from rnadiff.config import load_config
-
-    cfg = load_config([REFINE_GROUP, *overrides], config_name="refine")
-    inf = OmegaConf.to_container(cfg.model.stageD.inference, resolve=True)
-    sched = OmegaConf.to_container(cfg.model.stageD.schedule, resolve=True)
-    smp = dict(inf["sampling"])
-    chunk = smp.pop("diffusion_chunk_size")
-    smp.pop("inplace_safe", None)
-    smp["temperature"] = inf["temperature"]
-    ref = inf["refinement"]
-    explicit = any(o.lstrip("+").startswith("model.stageD.inference.refinement.") for o in overrides)
-    dense = None if explicit or cfg.start.dense_sigma is None else float(cfg.start.dense_sigma)
-    try:
-        return _settings(args, cfg, ref, smp, chunk, sched, dense)
-    except (TypeError, ValueError) as exc:  # e.g. postprocess.max_iter=lots
-        raise ConfigError(f"invalid refine setting in the overrides {overrides}: {exc}") from None
-
-
-def _settings(args, cfg, ref, smp, chunk, sched, dense):
+    from rnadiff.config.schema import RefineGroup, typed
     from rnadiff.refine import RefineSettings
 
-    return RefineSettings(n_samples=args.samples, num_steps=args.steps, seed=args.seed,
-                          max_sequence_length=int(cfg.model.stageD.memory.max_sequence_length),
-                          start_sigma=ref["start_sigma"], start_fraction=ref["start_fraction"], sampling=smp,
-                          dense_start_sigma=dense, dense_fraction=float(cfg.start.dense_fraction),
-                          schedule={k: sched[k] for k in ("s_max", "s_min", "p")}, diffusion_chunk_size=chunk,
-                          anchor_strength=float(cfg.anchoring.strength),
-                          anchor_until_sigma=float(cfg.anchoring.until_sigma),
-                          regularize=bool(cfg.postprocess.regularize),
-                          regularize_tether=float(cfg.postprocess.tether),
-                          regularize_iterations=int(cfg.postprocess.max_iter),
-                          given_tolerance=None if getattr(args, "noisy_input", False)
-                          else float(getattr(args, "given_tolerance", 0.0)),
-                          guidance=_guidance_settings(cfg, args),
-                          minimization=_minimization_settings(cfg, args))
+    cfg = load_config([REFINE_GROUP, *overrides], config_name="refine")
+    group = typed({k: cfg[k] for k in ("start", "anchoring", "postprocess")}, RefineGroup)
+    d = cfg.model.stageD
+    inf = OmegaConf.to_container(d.inference, resolve=True)
+    smp = {k: v for k, v in inf["sampling"].items() if k not in ("diffusion_chunk_size", "inplace_safe")}
+    explicit = any(o.lstrip("+").startswith("model.stageD.inference.refinement.") for o in overrides)
+    return RefineSettings(
+        n_samples=args.samples, num_steps=args.steps, seed=args.seed,
+        max_sequence_length=d.memory.max_sequence_length,
+        start_sigma=inf["refinement"]["start_sigma"], start_fraction=inf["refinement"]["start_fraction"],
+        sampling={**smp, "temperature": inf["temperature"]},
+        dense_start_sigma=None if explicit else group.start.dense_sigma, dense_fraction=group.start.dense_fraction,
+        schedule={k: d.schedule[k] for k in ("s_max", "s_min", "p")},
+        diffusion_chunk_size=inf["sampling"]["diffusion_chunk_size"],
+        anchor_strength=group.anchoring.strength, anchor_until_sigma=group.anchoring.until_sigma,
+        regularize=group.postprocess.regularize, regularize_tether=group.postprocess.tether,
+        regularize_iterations=group.postprocess.max_iter,
+        given_tolerance=None if getattr(args, "noisy_input", False) else float(getattr(args, "given_tolerance", 0.0)),
+        guidance=_guidance_settings(cfg, args), minimization=_minimization_settings(cfg, args))
 
 
 def _minimization_settings(cfg, args):

@@ -5,8 +5,9 @@
                                              inference, memory, and placeholders of other components
 
 `load_config(["model.stageD.inference.num_steps=50"])` composes with Hydra's compose API and returns
-an OmegaConf DictConfig (struct mode: unknown keys are errors). Bad overrides and invalid values
-raise `rnadiff.errors.ConfigError` with one readable line.
+an OmegaConf DictConfig whose `model.stageD` is typed by `rnadiff.config.schema.StageD` (unknown
+keys and wrong types are errors). Bad overrides and invalid values raise
+`rnadiff.errors.ConfigError` with one readable line.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from rnadiff.config.schema import StageD, typed
 from rnadiff.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -49,10 +51,8 @@ def load_config(overrides: list[str] | None = None, *, config_name: str = "refin
         if saved is not None:
             gh.clear()
             gh.initialize(saved)
-    try:
-        validate(cfg)
-    except TypeError as exc:  # e.g. num_steps=abc: a string compared with a number
-        raise ConfigError(f"a configuration value has the wrong type: {exc}") from None
+    cfg.model.stageD = typed(cfg.model.stageD, StageD)  # types checked once, here
+    validate(cfg)
     return cfg
 
 

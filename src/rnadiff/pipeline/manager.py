@@ -153,7 +153,8 @@ class ProtenixDiffusionManager:
         """One diffusion training forward pass (AF3 §3.7.1) and, by default, its loss.
 
         label_dict: "coordinate" [..., N, 3]; optional "coordinate_mask" [..., N], bonds as
-        "bond_index" [n_bond, 2] (+ "bond_length") or "bond_mask" [N, N].
+        "bond_index" [n_bond, 2] (+ "bond_length") or "bond_mask" [N, N]; base-pair atom pairs as
+        "pair_atom_index" [n, 2] (the alpha_base_pair term).
         sampler_params may override p_mean, p_std, diffusion_chunk_size; N_sample defaults to
         training.N_sample. Call `.loss.backward()` on the result.
         """
@@ -189,7 +190,8 @@ class ProtenixDiffusionManager:
                 x_denoised, x_true, noisy.sigma, coordinate_mask=mask,
                 is_rna=ones if is_rna is None else is_rna, is_dna=is_dna, is_ligand=is_ligand,
                 bond_index=labels.get("bond_index"), bond_length=labels.get("bond_length"),
-                bond_mask=labels.get("bond_mask"), weights=self.loss_weights(), sigma_data=self.schedule.sigma_data,
+                bond_mask=labels.get("bond_mask"), pair_atom_index=labels.get("pair_atom_index"),
+                weights=self.loss_weights(), sigma_data=self.schedule.sigma_data,
             )
         return out
 

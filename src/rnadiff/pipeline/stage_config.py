@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rnadiff.config import CONFIG_DIR, validate
+from rnadiff.config.schema import StageD, typed
 from rnadiff.errors import ConfigError
 
 # DiffusionModule constructor arguments that live at the top of model.stageD.
@@ -58,10 +59,8 @@ def resolve_stage_d(diffusion_config: Mapping[str, Any] | None) -> dict[str, Any
         merged = OmegaConf.merge(base, user)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"diffusion_config: {str(exc).splitlines()[0]}") from None
-    try:
-        validate(OmegaConf.create({"model": {"stageD": merged}}))
-    except TypeError as exc:
-        raise ConfigError(f"diffusion_config has a value of the wrong type: {exc}") from None
+    merged = typed(merged, StageD)
+    validate(OmegaConf.create({"model": {"stageD": merged}}))
     return OmegaConf.to_container(merged, resolve=True)
 
 
