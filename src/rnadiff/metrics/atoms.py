@@ -38,6 +38,10 @@ class AtomTable:
     atom_names: np.ndarray
     elements: np.ndarray
     coords: np.ndarray
+    # Per-atom B-factors as read (rnadiff writes the per-atom sample spread there); None when
+    # the table was not read from a file.
+    b_factors: np.ndarray | None = None
+    n_water: int = 0  # water residues skipped when reading (reported, never scored)
     _res_index: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -49,6 +53,8 @@ class AtomTable:
             if arr.shape != (n,):
                 raise ValueError(f"AtomTable.{name} has shape {arr.shape}, expected ({n},)")
             setattr(self, name, arr)
+        if self.b_factors is not None:
+            self.b_factors = np.asarray(self.b_factors, dtype=np.float64).reshape(n)
 
     def __len__(self) -> int:
         return len(self.coords)
@@ -64,9 +70,12 @@ class AtomTable:
         model = structure[model_index]
         rows: list[tuple] = []
         xyz: list[tuple[float, float, float]] = []
+        b_factors: list[float] = []
+        n_water = 0
         for chain in model:
             for res in chain:
                 if res.is_water():
+                    n_water += 1
                     continue
                 seen: set[str] = set()
                 for atom in res:
@@ -80,7 +89,11 @@ class AtomTable:
                     rows.append((chain.name, res.seqid.num, res.seqid.icode.strip(), res.name.strip(),
                                  name, element))
                     xyz.append((atom.pos.x, atom.pos.y, atom.pos.z))
-        return cls._from_rows(rows, xyz)
+                    b_factors.append(atom.b_iso)
+        table = cls._from_rows(rows, xyz)
+        table.b_factors = np.asarray(b_factors, dtype=np.float64)
+        table.n_water = n_water
+        return table
 
     @classmethod
     def from_file(cls, path: str | PathLike) -> "AtomTable":
@@ -144,12 +157,14 @@ class AtomTable:
     # ---- views --------------------------------------------------------------------------
     def subset(self, mask_or_index: np.ndarray) -> "AtomTable":
         idx = np.asarray(mask_or_index)
+        b = None if self.b_factors is None else self.b_factors[idx]
         return AtomTable(self.chain_ids[idx], self.res_seqs[idx], self.icodes[idx], self.res_names[idx],
-                         self.atom_names[idx], self.elements[idx], self.coords[idx])
+                         self.atom_names[idx], self.elements[idx], self.coords[idx], b, self.n_water)
 
     def with_coords(self, coords: np.ndarray) -> "AtomTable":
         return AtomTable(self.chain_ids, self.res_seqs, self.icodes, self.res_names, self.atom_names,
-                         self.elements, np.asarray(coords, dtype=np.float64).reshape(len(self), 3))
+                         self.elements, np.asarray(coords, dtype=np.float64).reshape(len(self), 3),
+                         self.b_factors, self.n_water)
 
     @property
     def heavy_mask(self) -> np.ndarray:

@@ -55,7 +55,7 @@ class Restraints:
 
 
 @lru_cache(maxsize=None)
-def _template(resname: str):
+def residue_template(resname: str):
     """The library template for a residue name (a modification without one uses its parent's,
     matched by atom name), or None when the name is not a known ribonucleotide."""
     name = template_name_for(resname)
@@ -92,7 +92,7 @@ def build_restraints(table: AtomTable) -> Restraints:
     for r in range(table.n_residues):
         atoms = {n: i for n, i in _residue_atoms(table, starts, r).items() if heavy[i]}
         resname = str(table.res_names[starts[r]])
-        tmpl = _template(resname)
+        tmpl = residue_template(resname)
         if tmpl is None:
             no_template.append(table.residue_label(r))
             graph.extend(_inferred_bonds(table, list(atoms.values())))
