@@ -140,3 +140,31 @@ def test_insane_conformation_names_target_and_conformation(tmp_path):
         target.structure(3)
     assert str(info.value).startswith(f"{path}: line 2: T9_3: chain A:"), str(info.value)
     assert target.structure(4).n_residues == 10  # the next conformation is still usable
+
+
+def _many_targets(path, n_targets, n_res=8):
+    with path.open("w") as fh:
+        fh.write(HEADER + "\n")
+        for t in range(n_targets):
+            for i in range(n_res):
+                xyz = ",".join(f"{5.9 * i:.3f},{0.2 * i + k:.3f},{0.1 * t % 7:.3f}" for k in range(5))
+                fh.write(f"T{t:05d}_{i + 1},{'ACGU'[i % 4]},{i + 1},{xyz}\n")
+    return path
+
+
+def test_memory_does_not_grow_with_the_number_of_targets(tmp_path):
+    import tracemalloc
+
+    peaks = {}
+    for n in (50, 1000):
+        path = _many_targets(tmp_path / f"many{n}.csv", n)
+        tracemalloc.start()
+        count = 0
+        for target in iter_submission_targets(path):
+            count += target.structure(1).n_residues > 0
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert count == n
+    # 20x the targets: the peak grows by the set of seen names (~100 bytes per target), not the
+    # rows (holding them all would take several MB)
+    assert peaks[1000] < peaks[50] + 1000 * 400, peaks
