@@ -9,7 +9,8 @@ from rnadiff.cli.main import main
 
 def test_bench_small_writes_table_json_and_plot(tmp_path):
     out = tmp_path / "bench"
-    rc = main(["bench", "--small", "--lengths", "8", "16", "--samples", "2", "--repeats", "1", "--no-bf16",
+    rc = main(["bench", "--parts", "denoiser", "--small", "--lengths", "8", "16", "--samples", "2", "--repeats", "1",
+               "--no-bf16",
                "--train-max", "8", "--uncached-max", "8", "--threads", "1", "--out", str(out)])
     assert rc == 0
     data = json.loads((out / "bench.json").read_text())
@@ -32,7 +33,8 @@ def test_bench_small_writes_table_json_and_plot(tmp_path):
 @pytest.mark.skipif(not shutil.which("g++") and not shutil.which("c++"), reason="torch.compile needs a C++ compiler")
 def test_bench_compile_column(tmp_path):
     out = tmp_path / "bench"
-    assert main(["bench", "--small", "--lengths", "8", "--samples", "2", "--repeats", "1", "--no-bf16",
+    assert main(["bench", "--parts", "denoiser", "--small", "--lengths", "8", "--samples", "2", "--repeats", "1",
+                 "--no-bf16",
                  "--train-max", "0", "--uncached-max", "0", "--threads", "1", "--compile", "--out", str(out)]) == 0
     (row,) = json.loads((out / "bench.json").read_text())["rows"]
     assert row["step_compiled_s"] > 0 and row["compile_s"] > 0

@@ -53,9 +53,9 @@ class PolishSettings:
     """Weights and tolerances of the polish (see the module docstring)."""
 
     max_iter: int = 200          # L-BFGS-B iterations in all (split over the clash rounds)
-    tether: float = 0.2          # Å
+    tether: float = 0.6          # Å
     chirality_tolerance: float = 2.0  # Å³: minimum |V| on the right side (crystal C1'/C3'/C4' ~2.5)
-    chirality_esd: float = 0.2   # Å³
+    chirality_esd: float = 0.05  # Å³
     clash_tolerance: float = 0.15  # Å of vdW overlap allowed (the metric counts >= 0.4 Å)
     clash_esd: float = 0.05      # Å
     clash_rounds: int = 3        # neighbour lists rebuilt between rounds
@@ -135,10 +135,30 @@ class _Tiled:
         self.pairs, self.limit = np.zeros((0, 2), np.int64), np.zeros(0)
 
 
-def _scatter(g: np.ndarray, idx: np.ndarray, vec: np.ndarray) -> None:
-    """g[idx] += vec with repeated indices summed (np.add.at, but ~10x faster via bincount)."""
-    for k in range(3):
-        g[:, k] += np.bincount(idx, vec[:, k], minlength=len(g))
+class _Grad:
+    """Per-row gradient contributions (atom index, vector) of every term, summed in one go at the
+    end: three np.bincount calls per evaluation instead of three per term and atom role."""
+
+    def __init__(self, size: int):
+        self.size, self.idx, self.vec = size, [], []
+
+    def add(self, idx: np.ndarray, vec: np.ndarray) -> None:
+        self.idx.append(idx)
+        self.vec.append(vec)
+
+    def total(self) -> np.ndarray:
+        g = np.zeros((self.size, 3))
+        if self.idx:
+            idx, vec = np.concatenate(self.idx), np.concatenate(self.vec)
+            for k in range(3):
+                g[:, k] = np.bincount(idx, vec[:, k], minlength=self.size)
+        return g
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of [m, 3] arrays (np.cross's axis handling costs more than the maths)."""
+    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
 
 
 def _bond_terms(x, t: _Tiled, g) -> float:
@@ -148,8 +168,8 @@ def _bond_terms(x, t: _Tiled, g) -> float:
     d = np.sqrt((dv * dv).sum(1))
     r = d - t.b0
     gb = (2 * t.bw * r / np.maximum(d, 1e-9))[:, None] * dv
-    _scatter(g, t.bonds[:, 0], gb)
-    _scatter(g, t.bonds[:, 1], -gb)
+    g.add(t.bonds[:, 0], gb)
+    g.add(t.bonds[:, 1], -gb)
     return float((t.bw * r * r).sum())
 
 
@@ -166,9 +186,9 @@ def _angle_terms(x, t: _Tiled, g) -> float:
     coef = (2 * t.aw * ra)[:, None]
     du = -(vh - cos[:, None] * uh) / (nu * sin)[:, None] * coef
     dv = -(uh - cos[:, None] * vh) / (nv * sin)[:, None] * coef
-    _scatter(g, t.angles[:, 0], du)
-    _scatter(g, t.angles[:, 2], dv)
-    _scatter(g, t.angles[:, 1], -(du + dv))
+    g.add(t.angles[:, 0], du)
+    g.add(t.angles[:, 2], dv)
+    g.add(t.angles[:, 1], -(du + dv))
     return float((t.aw * ra * ra).sum())
 
 
@@ -183,7 +203,7 @@ def _plane_terms(x, t: _Tiled, g) -> float:
     h = np.einsum("pki,pi->pk", rel, normal)
     # d/dx of Σ w h² at fixed normal (the normal is optimal, so its variation drops out)
     grad = (2 * t.plane_w * h)[..., None] * normal[:, None, :]
-    _scatter(g, t.planes.ravel(), grad.reshape(-1, 3) * m.reshape(-1, 1))
+    g.add(t.planes.ravel(), grad.reshape(-1, 3) * m.reshape(-1, 1))
     return float((t.plane_w * h * h).sum())
 
 
@@ -192,12 +212,12 @@ def _chirality_terms(x, t: _Tiled, g) -> float:
         return 0.0
     c, a, b, d = (x[t.chirals[:, k]] for k in range(4))
     a, b, d = a - c, b - c, d - c
-    vol = (a * np.cross(b, d)).sum(1)
+    vol = (a * _cross(b, d)).sum(1)
     short = np.maximum(t.chi_tol - t.chiral_sign * vol, 0.0)
     coef = (-2 * t.chi_w * short * t.chiral_sign)[:, None]  # dE/dV
-    ga, gb, gd = coef * np.cross(b, d), coef * np.cross(d, a), coef * np.cross(a, b)
+    ga, gb, gd = coef * _cross(b, d), coef * _cross(d, a), coef * _cross(a, b)
     for k, grad in ((1, ga), (2, gb), (3, gd), (0, -(ga + gb + gd))):
-        _scatter(g, t.chirals[:, k], grad)
+        g.add(t.chirals[:, k], grad)
     return float(t.chi_w * (short * short).sum())
 
 
@@ -208,8 +228,8 @@ def _clash_terms(x, t: _Tiled, g) -> float:
     d = np.sqrt((dv * dv).sum(1))
     short = np.maximum(t.limit - d, 0.0)
     gp = (-2 * t.clash_w * short / np.maximum(d, 1e-9))[:, None] * dv
-    _scatter(g, t.pairs[:, 0], gp)
-    _scatter(g, t.pairs[:, 1], -gp)
+    g.add(t.pairs[:, 0], gp)
+    g.add(t.pairs[:, 1], -gp)
     return float(t.clash_w * (short * short).sum())
 
 
@@ -246,11 +266,10 @@ def _clash_pairs(x: np.ndarray, r: PolishRestraints, n_samples: int, s: PolishSe
 
 def polish_energy(x: np.ndarray, t: _Tiled, x_start: np.ndarray) -> tuple[float, np.ndarray]:
     """Energy and gradient [S·n, 3] of the tiled system at x [S·n, 3]."""
-    g = np.zeros_like(x)
+    g = _Grad(len(x))
     e = sum(term(x, t, g) for term in (_bond_terms, _angle_terms, _plane_terms, _chirality_terms, _clash_terms))
     dz = x - x_start
-    g += 2 * t.tether_w * dz
-    return e + t.tether_w * float((dz * dz).sum()), g
+    return e + t.tether_w * float((dz * dz).sum()), g.total() + 2 * t.tether_w * dz
 
 
 def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
@@ -314,8 +333,9 @@ def restraint_energy(x: np.ndarray, bonds: np.ndarray, b0: np.ndarray, bw: np.nd
                          planes=tuple(p for p, _ in planes), plane_esds=tuple(esd))
     t = _Tiled(r, 1, PolishSettings())
     x = np.asarray(x, np.float64)
-    g = np.zeros_like(x)
-    return sum(term(x, t, g) for term in (_bond_terms, _angle_terms, _plane_terms)), g
+    g = _Grad(len(x))
+    e = sum(term(x, t, g) for term in (_bond_terms, _angle_terms, _plane_terms))
+    return e, g.total()
 
 
 def regularize_coords(

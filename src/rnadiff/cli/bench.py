@@ -1,4 +1,5 @@
-"""`rnadiff bench`: the denoiser performance table and plot (see rnadiff.bench)."""
+"""`rnadiff bench`: the denoiser performance table and plot, plus end-to-end rows (start-up,
+`rnadiff refine` per input and sample count, `rnadiff.minimize`); see rnadiff.bench."""
 from __future__ import annotations
 
 import json
@@ -22,21 +23,85 @@ def register(subparsers) -> None:
     p.add_argument("--uncached-max", type=int, default=128, help="largest N_token with an uncached-call row")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (peak and model alike)")
     p.add_argument("--out", type=Path, default=Path("bench_out"))
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="what to measure (default all): denoiser rows, end-to-end refine rows (fresh "
+                        "process each, start included), minimize rows")
+    p.add_argument("--refine-inputs", type=Path, nargs="+", default=None,
+                   help="structures for the refine rows (default: the bundled 26-nt C1'-only example)")
+    p.add_argument("--refine-samples", type=int, nargs="+", default=None, help="sample counts (default 1 5)")
+    p.add_argument("--minimize-inputs", type=Path, nargs="+", default=None,
+                   help="all-atom structures for the minimize rows (default: the bundled 26-nt chain)")
+    p.add_argument("--minimize-noise", type=float, default=0.5, help="Å of Gaussian noise before minimizing")
+    p.add_argument("--e2e-repeats", type=int, default=1, help="runs per refine row (median)")
     p.set_defaults(func=run)
 
 
+PARTS = ("denoiser", "refine", "minimize")
+
+
 def run(args) -> int:
+    from rnadiff.io.atomic import atomic_write_text
+
+    _check(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {}
+    tables = []
+    if "denoiser" in args.parts:
+        table, report["peaks"], report["rows"] = _denoiser(args)
+        tables.append(table)
+    e2e = _end_to_end(args)
+    report.update({k: v for k, v in e2e.items() if v})
+    if any(e2e.values()):
+        from rnadiff.bench.endtoend import markdown
+
+        tables.append(markdown(e2e["startup"], e2e["refine"], e2e["minimize"]))
+    text = "\n".join(tables)
+    atomic_write_text(args.out / "bench.md", text)
+    atomic_write_text(args.out / "bench.json", json.dumps(report, indent=2))
+    print(text)
+    return 0
+
+
+def _check(args) -> None:
+    """Bad options fail before anything is measured."""
+    if args.device.startswith("cuda") and "denoiser" in args.parts:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda requested but no CUDA device is available")
+    if any(n < 1 for n in (args.lengths or [1])) or args.samples < 1:
+        raise ConfigError("lengths and --samples must be positive")
+    if any(n < 1 for n in (args.refine_samples or [1])) or args.e2e_repeats < 1 or args.minimize_noise < 0:
+        raise ConfigError("--refine-samples and --e2e-repeats must be positive, --minimize-noise >= 0")
+    for path in (args.refine_inputs or []) + (args.minimize_inputs or []):
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: no such file")
+
+
+def _end_to_end(args) -> dict:
+    from rnadiff.bench import endtoend as e2e
+
+    out = {"startup": None, "refine": [], "minimize": []}
+    if "refine" in args.parts:
+        out["startup"] = e2e.startup_row(repeats=3)
+        for path in args.refine_inputs or e2e.DEFAULT_REFINE_INPUTS:
+            for n in args.refine_samples or e2e.DEFAULT_REFINE_SAMPLES:
+                out["refine"].append(e2e.refine_row(path, n, repeats=args.e2e_repeats, threads=args.threads))
+                print(f"refine {Path(path).name} x{n}: {out['refine'][-1]['wall_s']:.2f} s", flush=True)
+    if "minimize" in args.parts:
+        for path in args.minimize_inputs or e2e.DEFAULT_MINIMIZE_INPUTS:
+            out["minimize"].append(e2e.minimize_row(path, noise=args.minimize_noise))
+            print(f"minimize {Path(path).name}: {out['minimize'][-1]['seconds']:.1f} s", flush=True)
+    return out
+
+
+def _denoiser(args) -> tuple[str, dict, list]:
     import torch
 
     from rnadiff.bench.denoiser import DEFAULT_LENGTHS, machine_peaks, rows_as_json, run_in_subprocess
     from rnadiff.bench.report import markdown_table, plot
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but no CUDA device is available")
     lengths = args.lengths or list(DEFAULT_LENGTHS)
-    if any(n < 1 for n in lengths) or args.samples < 1:
-        raise ConfigError("lengths and --samples must be positive")
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     peaks = machine_peaks(args.device)
@@ -56,10 +121,6 @@ def run(args) -> int:
             compile=args.compile,
         )))
         print(f"N_token={n}: step {rows[-1].step_fp32_s:.3f} s fp32", flush=True)
-    table = markdown_table(rows, peaks, args.threads)
-    (args.out / "bench.md").write_text(table)
-    (args.out / "bench.json").write_text(json.dumps({"peaks": peaks, "rows": rows_as_json(rows)}, indent=2))
     if len(rows) >= 2:
         plot(rows, args.out / "bench.png")
-    print(table)
-    return 0
+    return markdown_table(rows, peaks, args.threads), peaks, rows_as_json(rows)

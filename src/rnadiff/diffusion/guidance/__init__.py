@@ -7,8 +7,10 @@ denoised prediction, a torch cell-list neighbour search for clashes, and Feynman
 from rnadiff.diffusion.guidance.config import DEFAULT_TERMS, POTENTIALS, GuidanceConfig, SteeringConfig, TermSchedule
 from rnadiff.diffusion.guidance.guide import GuidanceStats, RNAGuidance
 from rnadiff.diffusion.guidance.neighbors import cell_list_pairs
+from rnadiff.diffusion.guidance.polish import polish_features_samples, polish_restraints
 from rnadiff.diffusion.guidance.steering import FKSteering, resample_indices
 from rnadiff.diffusion.guidance.terms import GuidanceTerms, build_terms
 
 __all__ = ["DEFAULT_TERMS", "FKSteering", "GuidanceConfig", "GuidanceStats", "GuidanceTerms", "POTENTIALS",
-           "RNAGuidance", "SteeringConfig", "TermSchedule", "build_terms", "cell_list_pairs", "resample_indices"]
+           "RNAGuidance", "SteeringConfig", "TermSchedule", "build_terms", "cell_list_pairs", "polish_features_samples",
+           "polish_restraints", "resample_indices"]
