@@ -69,7 +69,7 @@ def check_mmcif_coordinate_fields(block: gemmi.cif.Block, path: Path) -> None:
     for axis in range(3):
         column = table.column(axis)
         for row, value in enumerate(column):
-            if _CIF_NUMBER.fullmatch(value):
-                continue
+            if _CIF_NUMBER.fullmatch(value) or _CIF_NUMBER.fullmatch(gemmi.cif.as_string(value)):
+                continue  # the second test only runs for quoted values ('12.3'), which CIF allows
             problem = "missing coordinate" if value in ("?", ".") else _describe_bad(value)
             raise InputError(f"{_row_label(block, row)}: {problem} (Cartn_{'xyz'[axis]})", path)

@@ -206,6 +206,55 @@ def _residue_atoms(path: Path, res: gemmi.Residue, resname: str, notes: _Notes):
     return template_name, template, names, coords
 
 
+def _rna_residue(path: Path, gchain, gres, notes: _Notes) -> Residue | None:
+    """The RNA residue of one gemmi residue, or None (dropped with a note); errors for unknown
+    nucleotides and impossible coordinates."""
+    raw_name = gres.name.strip().upper()
+    kind = "rna" if template_name_for(raw_name) is not None else _classify(raw_name, {a.name for a in gres})
+    if kind == "unknown-nucleotide":
+        raise UnknownResidueError(
+            f"unknown residue name {raw_name!r} at {gchain.name}{gres.seqid.num}: a nucleotide "
+            "that is neither standard nor a known modified ribonucleotide",
+            path,
+        )
+    if kind != "rna":
+        notes.dropped_residues["water" if kind == "water" else kind] += 1
+        return None
+    resname = RESIDUE_ALIASES.get(raw_name, raw_name)
+    template_name, template, names, coords = _residue_atoms(path, gres, resname, notes)
+    if not names:
+        notes.dropped_residues["RNA (no heavy atoms)"] += 1
+        return None
+    residue = Residue(
+        chain_id=gchain.name, seq_num=gres.seqid.num, ins_code=gres.seqid.icode.strip(), name=resname,
+        template_name=template_name, parent=parent_of(resname) or template.parent, atom_names=names,
+        coords=coords, elements=tuple(template.elements[template.index[n]] for n in names),
+    )
+    check_residue_coordinates(residue, path)
+    return residue
+
+
+def _read_chains(path: Path, model, notes: _Notes, limit: int) -> dict[str, Chain]:
+    chains: dict[str, Chain] = {}
+    seen_keys: set[tuple[str, int, str]] = set()
+    for gchain in model:
+        for gres in gchain:
+            residue = _rna_residue(path, gchain, gres, notes)
+            if residue is None:
+                continue
+            key = residue.key
+            if key in seen_keys and all(a.has_altloc() for a in gres):
+                notes.altlocs += len(gres)  # an alternative residue (microheterogeneity)
+                continue
+            if key in seen_keys:
+                raise InputError(f"duplicate residue {gres.name.strip().upper()} {key[0]}{key[1]}{key[2]}", path)
+            seen_keys.add(key)
+            if len(seen_keys) > limit:
+                raise InputError(f"more than {limit} RNA residues (max_sequence_length)", path)
+            chains.setdefault(gchain.name, Chain(gchain.name)).residues.append(residue)
+    return chains
+
+
 def read_structure(path: str | os.PathLike, max_residues: int | None = None) -> RNAStructure:
     """Read the RNA chains of a PDB or mmCIF file (optionally gzipped).
 
@@ -221,46 +270,7 @@ def read_structure(path: str | os.PathLike, max_residues: int | None = None) -> 
         raise InputError("no atoms found (empty, truncated or not a PDB/mmCIF file)", path)
     if len(st) > 1:
         notes.lines.append(f"file has {len(st)} models; used the first")
-    model = st[0]
-
-    chains: dict[str, Chain] = {}
-    seen_keys: set[tuple[str, int, str]] = set()
-    n_rna = 0
-    for gchain in model:
-        for gres in gchain:
-            raw_name = gres.name.strip().upper()
-            kind = "rna" if template_name_for(raw_name) is not None else _classify(raw_name, {a.name for a in gres})
-            if kind == "unknown-nucleotide":
-                raise UnknownResidueError(
-                    f"unknown residue name {raw_name!r} at {gchain.name}{gres.seqid.num}: a nucleotide "
-                    "that is neither standard nor a known modified ribonucleotide",
-                    path,
-                )
-            if kind != "rna":
-                notes.dropped_residues["water" if kind == "water" else kind] += 1
-                continue
-            resname = RESIDUE_ALIASES.get(raw_name, raw_name)
-            template_name, template, names, coords = _residue_atoms(path, gres, resname, notes)
-            if not names:
-                notes.dropped_residues["RNA (no heavy atoms)"] += 1
-                continue
-            key = (gchain.name, gres.seqid.num, gres.seqid.icode.strip())
-            if key in seen_keys and all(a.has_altloc() for a in gres):
-                notes.altlocs += len(gres)  # an alternative residue (microheterogeneity)
-                continue
-            if key in seen_keys:
-                raise InputError(f"duplicate residue {raw_name} {key[0]}{key[1]}{key[2]}", path)
-            seen_keys.add(key)
-            n_rna += 1
-            if n_rna > limit:
-                raise InputError(f"more than {limit} RNA residues (max_sequence_length)", path)
-            residue = Residue(
-                chain_id=key[0], seq_num=key[1], ins_code=key[2], name=resname, template_name=template_name,
-                parent=parent_of(resname) or template.parent, atom_names=names, coords=coords,
-                elements=tuple(template.elements[template.index[n]] for n in names),
-            )
-            check_residue_coordinates(residue, path)
-            chains.setdefault(gchain.name, Chain(gchain.name)).residues.append(residue)
+    chains = _read_chains(path, st[0], notes, limit)
     if not chains:
         dropped = ", ".join(f"{n} {k}" for k, n in notes.dropped_residues.items()) or "nothing usable"
         raise InputError(f"no RNA residues found ({dropped})", path)
