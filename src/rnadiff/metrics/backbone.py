@@ -21,6 +21,7 @@ import numpy as np
 
 from rnadiff.metrics.interactions import dihedral
 from rnadiff.metrics.nucleotides import GLYCOSIDIC_N, Nucleotides
+from rnadiff.metrics.restraints import LINK_MAX
 
 _NU = (("C4'", "O4'", "C1'", "C2'"), ("O4'", "C1'", "C2'", "C3'"), ("C1'", "C2'", "C3'", "C4'"),
        ("C2'", "C3'", "C4'", "O4'"), ("C3'", "C4'", "O4'", "C1'"))
@@ -63,11 +64,12 @@ def pucker_class(phase: float | None) -> str | None:
 
 
 def _linked_next(nts: Nucleotides, t: int) -> int | None:
-    """t + 1 when it continues t's chain through an O3′–P bond (≤ 2.0 Å)."""
+    """t + 1 when it continues t's chain through an O3′–P link (≤ LINK_MAX Å: a stretched link of
+    a model is still a link, as for the bond checks)."""
     if t + 1 >= nts.n_tokens or nts.keys[t + 1][0] != nts.keys[t][0]:
         return None
     o3, p = nts.xyz(t, "O3'"), nts.xyz(t + 1, "P")
-    if o3 is None or p is None or float(np.linalg.norm(o3 - p)) > 2.0:
+    if o3 is None or p is None or float(np.linalg.norm(o3 - p)) > LINK_MAX:
         return None
     return t + 1
 
