@@ -37,7 +37,7 @@ def _describe_bad(value: str) -> str:
 def check_pdb_coordinate_fields(text: str, path: Path) -> None:
     """Every ATOM/HETATM line has three decimal numbers in columns 31-54."""
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.startswith(("ATOM  ", "HETATM")):
+        if not line.startswith(("ATOM", "HETATM")):  # "ATOM" alone: serials past 99999 fill column 5
             continue
         if len(line.rstrip()) < 54:
             raise InputError(f"line {number}: truncated coordinate line (columns 31-54 hold x, y, z)", path)
