@@ -130,3 +130,16 @@ def test_no_dev_chain_is_refused(rna_dev_dir):
             read_structure(f)
         except UnknownResidueError:
             continue
+
+
+def test_numbering_gap_allows_fragments_far_apart(tmp_path):
+    # Two nucleotides 300 Å apart: numbered 1 and 2 they cannot be; numbered 1 and 60, the 58
+    # unmodelled nucleotides between them can span it.
+    path = tmp_path / "fragments.pdb"
+    path.write_text(c1_chain(["G", "C"], coord=lambda k: (300.0 * k, 0.0, 0.0)))
+    refused(path, "chain A:", "1 of 1")
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1][:22] + f"{60:>4}" + lines[1][26:]
+    path.write_text("\n".join(lines) + "\n")
+    s = read_structure(path)
+    assert [r.seq_num for r in s.residues] == [1, 60] and s.residues[1].chain_break_before

@@ -9,6 +9,8 @@ Refused (InputError naming the file and the residue):
   e.g. a C1' trace with every other atom at 9999 Å);
 - a chain whose consecutive residues are more than `FAR_STEP` Å apart for at least half of its
   steps (wrong units or scrambled coordinates).
+A numbering gap widens the allowance by `MAX_SPAN_PER_RESIDUE` per unmodelled residue, so two
+fragments of one chain far apart in a large assembly stay readable.
 Survivable per-residue problems (a stretched link, a missing atom) are not refused here: the
 reader notes chain breaks and missing atoms are completed downstream.
 
@@ -36,6 +38,8 @@ SPAN_STRETCH = 1.5
 SPAN_SLACK = 6.0
 # A nucleotide step is 5-7 Å (C1'-C1', P-P); real breaks in the dev set stay below 35 Å.
 FAR_STEP = 100.0
+# The longest step one nucleotide can add (C1'-C1' or P-P of a stretched strand: <= 7.5 Å).
+MAX_SPAN_PER_RESIDUE = 7.5
 
 
 @lru_cache(maxsize=None)
@@ -91,7 +95,9 @@ def check_chain_steps(chain, path: str | Path | None) -> None:
         return
     anchors = np.array([_anchor(r) for r in residues])
     steps = np.linalg.norm(np.diff(anchors, axis=0), axis=1)
-    far = steps > FAR_STEP
+    # Unmodelled residues between two given ones (a numbering gap) may span MAX_SPAN_PER_RESIDUE each.
+    missing = np.maximum(np.diff([r.seq_num for r in residues]) - 1, 0)
+    far = steps > FAR_STEP + MAX_SPAN_PER_RESIDUE * missing
     if far.sum() * 2 >= len(steps):
         k = int(np.argmax(steps))
         raise InputError(
