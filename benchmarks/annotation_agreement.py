@@ -31,7 +31,8 @@ _RES = re.compile(r"^(?P<chain>[^.]+)\.(?P<name>.*?)(?P<num>-?\d+)(?:\^(?P<icode
 
 def rnapolis_annotation(path: Path, workdir: Path) -> dict[str, set]:
     out = workdir / (path.stem + ".csv")
-    subprocess.run(["annotator", "-c", str(out), str(path)], check=True, capture_output=True)
+    if not out.exists():  # --cache keeps RNApolis' output between runs
+        subprocess.run(["annotator", "-c", str(out), str(path)], check=True, capture_output=True)
     ann = {"pairs": set(), "classed": set(), "canonical": set(), "stacking": set()}
     for row in csv.DictReader(out.open()):
         a, b = (_key(row["nt1"]), _key(row["nt2"]))
@@ -76,6 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/tmp/data/rna_dev")
     ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--cache", help="folder for RNApolis' CSV output (default: a temporary one)")
     args = ap.parse_args()
     data = Path(args.data)
     rows = [r for r in csv.DictReader((data / "manifest.csv").open())
@@ -85,6 +87,8 @@ def main() -> None:
     class_agree = class_both = 0
     seconds = 0.0
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = args.cache or tmp
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for r in chosen:
             path = data / r["clean_file"]
             ref = rnapolis_annotation(path, Path(tmp))

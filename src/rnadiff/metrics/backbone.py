@@ -7,9 +7,9 @@
   below for C2′-endo (Chen et al. 2010, Acta Cryst D66:12–21). A residue whose δ torsion
   (C5′–C4′–C3′–O3′) is outside the range of the predicted pucker (C3′-endo 60–105°, C2′-endo
   125–165°) is an outlier.
-* **Backbone torsion outliers** (the ranges suitename triages suites with, Richardson et al.
-  2008, RNA 14:465): δ outside both pucker ranges; ε (C4′–C3′–O3′–P(i+1)) outside 155–310°;
-  α, γ, ζ outside 25–335° (eclipsed, never seen in well-determined RNA).
+* **Backbone torsion outliers**: δ outside both pucker ranges and ε (C4′–C3′–O3′–P(i+1))
+  outside 155–310° (the δ/ε triage of suitename, Richardson et al. 2008, RNA 14:465); α, γ, ζ
+  within 25° of 0° (eclipsed, our own bound for torsions that well-determined RNA avoids).
 
 This is not the full 46-cluster suite assignment, only the triage that flags impossible suites.
 """

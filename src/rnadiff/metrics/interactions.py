@@ -30,7 +30,7 @@ from rnadiff.metrics.nucleotides import GLYCOSIDIC_N, Nucleotides
 HBOND_POLAR_MAX = 3.5  # Å, N/O donor to acceptor
 HBOND_CH_MAX = 3.8     # Å, C–H donor to acceptor
 HBOND_MAX_TILT = 40.0  # degrees of the donor–acceptor vector out of each base plane
-STACK_MAX_DISTANCE = 5.0
+STACK_MAX_DISTANCE = 5.5
 STACK_MAX_NORMAL_ANGLE = 35.0
 STACK_MAX_OFFSET_ANGLE = 45.0
 
