@@ -12,7 +12,7 @@ from rnadiff.chem.features import Features
 from rnadiff.io import read_structure
 from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.pipeline import PipelineSettings, StagePipeline
-from rnadiff.pipeline.finish import Polish, polish, spread
+from rnadiff.pipeline.finish import Polish, polish, restraints_of, spread
 from rnadiff.train.partial import mode_mask
 from tests.train_helpers import EXAMPLES
 
@@ -74,7 +74,7 @@ def test_polish_relaxes_the_new_atoms_against_fixed_given_atoms():
     fixed = reduced("backbone")["atom_present_mask"].numpy() > 0
     noisy = x.copy()
     noisy[~fixed] += np.random.default_rng(0).normal(size=(int((~fixed).sum()), 3)) * 0.3
-    out = polish(noisy[None], t, Polish(max_iter=200), fixed=fixed)[0]
+    out = polish(noisy[None], restraints_of(feats, t, clashes=True), Polish(max_iter=200), fixed=fixed)[0]
     np.testing.assert_array_equal(out[fixed], noisy[fixed])  # the given atoms did not move at all
     crossing = fixed[t.bonds].sum(1) == 1  # bonds from a given atom to a new one
     assert bond_error(out, t, crossing) < 0.5 * bond_error(noisy, t, crossing)
@@ -94,3 +94,28 @@ def test_b_factors_are_the_spread_of_the_minimized_samples(model):
     np.testing.assert_allclose(minimized.b_factors, spread(minimized.samples), atol=1e-12)
     assert np.abs(minimized.b_factors - plain.b_factors).max() > 1e-3
     assert len(minimized.minimization) == 2 and minimized.minimization[0]["rmsd_to_start"] > 0
+
+
+def test_noisy_input_option_frees_the_given_atoms_and_the_summary_says_so(model, tmp_path):
+    import argparse
+    import json
+
+    from rnadiff.cli.refine import settings_from
+    from rnadiff.refine import refine_file
+
+    def settings(**kw):
+        ns = dict(samples=1, steps=4, seed=0, noisy_input=False, given_tolerance=0.0, no_guidance=False,
+                  minimize=False)
+        return settings_from(argparse.Namespace(**{**ns, **kw}), ["postprocess.max_iter=20"])
+
+    exact, noisy = settings(), settings(noisy_input=True)
+    assert exact.given_tolerance == 0.0 and noisy.given_tolerance is None
+    # the guidance's pull towards the given atoms goes with them
+    assert exact.guidance.terms["given"].weight > 0 and noisy.guidance.terms["given"].weight == 0
+    assert settings(given_tolerance=0.2).given_tolerance == 0.2
+    for name, s in (("exact", exact), ("noisy", noisy)):
+        summary, _ = refine_file(EXAMPLES / "1f27_B.pdb", tmp_path / name, model, s)
+        assert summary["settings"]["given_atom_tolerance_A"] == s.given_tolerance
+        on_disk = json.loads((tmp_path / name / "1f27_B" / "summary.json").read_text())
+        assert on_disk["settings"]["given_atom_tolerance_A"] == s.given_tolerance
+    assert summary["samples"][0]["given_atom_max_deviation"] > 0.05  # noisy: moved (untrained model)

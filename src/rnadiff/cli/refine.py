@@ -109,12 +109,18 @@ def _minimization_settings(cfg, args):
 
 
 def _guidance_settings(cfg, args):
-    """model.stageD.guidance parsed (bad keys fail here, before any input), or None when off."""
+    """model.stageD.guidance parsed (bad keys fail here, before any input), or None when off.
+
+    --noisy-input also switches off the guidance's pull towards the given atoms (the `given`
+    potential): noisy positions are not a target."""
     from omegaconf import OmegaConf
 
     from rnadiff.diffusion.guidance import GuidanceConfig
 
-    g = GuidanceConfig.from_mapping(OmegaConf.to_container(cfg.model.stageD.guidance, resolve=True))
+    section = OmegaConf.to_container(cfg.model.stageD.guidance, resolve=True)
+    if getattr(args, "noisy_input", False):
+        section["potentials"]["given"]["weight"] = 0.0
+    g = GuidanceConfig.from_mapping(section)
     return None if getattr(args, "no_guidance", False) or not g.enabled else g
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
+from rnadiff.diffusion.guidance.terms import radii_from_elements
 from rnadiff.metrics.superpose import kabsch
 
 
@@ -79,22 +80,49 @@ def clamp_given(x: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance:
     return out
 
 
-def polish(samples: np.ndarray, topology: Any, settings: Polish, fixed: np.ndarray | None = None) -> np.ndarray:
-    """samples [S, N, 3] with bonds, angles and base planes pulled to the library (tethered to
-    each sample; all samples in one vectorised run).
+def restraints_of(features: Any, topology: Any, clashes: bool) -> PolishRestraints:
+    """The polish's restraints of one structure; with `clashes` the non-bonded repulsion is on
+    (vdW radii and polar flags from the features' elements, as the guidance and the metric)."""
+    if not clashes:
+        return PolishRestraints.from_topology(topology)
+    radius, polar = radii_from_elements(features["ref_element"].reshape(topology.n_atoms, -1))
+    return PolishRestraints.from_topology(topology, radius.numpy().astype(np.float64), polar.numpy())
 
-    fixed [N] bool: atoms that do not move (the given atoms); the others relax against them.
-    """
-    restraints = PolishRestraints.from_topology(topology)
+
+def polish(samples: np.ndarray, restraints: PolishRestraints, settings: Polish,
+           fixed: np.ndarray | None = None) -> np.ndarray:
+    """samples [S, N, 3] pulled to the restraints (tethered to each sample; all samples in one
+    vectorised run). fixed [N] bool: atoms that do not move (the given atoms); the others relax
+    against them."""
     options = PolishSettings(max_iter=settings.max_iter, tether=settings.tether)
     return polish_samples(np.asarray(samples, np.float64), restraints, options, fixed=fixed)
 
 
-def keep_given(samples: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance: float, topology: Any,
-               settings: Polish) -> np.ndarray:
-    """samples [S, N, 3]: given atoms within `tolerance` of target, the others relaxed against them."""
-    samples = np.stack([clamp_given(x, target, given, tolerance) for x in samples])
-    return polish(samples, topology, settings, fixed=given) if settings.enabled else samples
+def carry_residues(x: np.ndarray, moved: np.ndarray, given: np.ndarray, atom_to_token: np.ndarray) -> np.ndarray:
+    """x [N, 3] with each residue moved rigidly as its given atoms moved from x to `moved` (Kabsch
+    with >= 3 given atoms, else their mean shift), so nucleotides keep their internal geometry
+    when their given atoms are put back; residues without given atoms stay."""
+    out = x.copy()
+    for r in np.unique(atom_to_token[given]):
+        atoms = atom_to_token == r
+        g = atoms & given
+        if g.sum() >= 3:
+            rot, t = kabsch(x[g], moved[g])
+            out[atoms] = x[atoms] @ rot.T + t
+        else:
+            out[atoms] = x[atoms] + (moved[g] - x[g]).mean(0)
+    out[given] = moved[given]
+    return out
+
+
+def keep_given(samples: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance: float,
+               restraints: PolishRestraints | None, settings: Polish, atom_to_token: np.ndarray) -> np.ndarray:
+    """samples [S, N, 3]: given atoms within `tolerance` of target (their residues carried along),
+    the other atoms then relaxed against the fixed given ones (bonds, angles, planes, chirality
+    and clashes: putting the given atoms back must not leave new atoms overlapping)."""
+    samples = np.stack([carry_residues(x, clamp_given(x, target, given, tolerance), given, atom_to_token)
+                        for x in samples])
+    return polish(samples, restraints, settings, fixed=given) if settings.enabled else samples
 
 
 def minimize_sample(layout: Any, coords: np.ndarray, config: Any) -> tuple[np.ndarray, dict[str, Any]]:

@@ -51,7 +51,7 @@ class PipelineSettings:
     anchor_until_sigma: float = 1.0
     # Geometry polish of every sample (finish.Polish).
     regularize: bool = True
-    regularize_tether: float = 0.3
+    regularize_tether: float = 0.6
     regularize_iterations: int = 300
     # Given atoms in the output within this many Å of the input (0: exactly); None lets them move
     # (noisy inputs).
@@ -163,17 +163,20 @@ class StagePipeline:
         s = self.settings
         given = feats["atom_present_mask"].numpy() > 0
         target = feats["coords"].double().numpy()
+        tokens = feats["atom_to_token_idx"].numpy()
         topology = feats.topology() if s.regularize else None
+        kept = s.given_tolerance is not None
+        restraints = finish.restraints_of(feats, topology, clashes=kept) if s.regularize else None
         t0 = time.perf_counter()
         if s.given_tolerance is None and s.regularize:
-            coords = finish.polish(coords, topology, s.polish)
+            coords = finish.polish(coords, restraints, s.polish)
         samples, sampled_rmsd = finish.superpose_on_given(coords, target, given)
         if s.given_tolerance is not None:
-            samples = finish.keep_given(samples, target, given, s.given_tolerance, topology, s.polish)
+            samples = finish.keep_given(samples, target, given, s.given_tolerance, restraints, s.polish, tokens)
         seconds += time.perf_counter() - t0
         reports = mins = None
         if s.minimization is not None:
-            samples, reports, mins = self._minimize(feats, samples, target, given, topology)
+            samples, reports, mins = self._minimize(feats, samples, target, given, restraints, tokens)
         return StageResult(
             features=feats, samples=samples, b_factors=finish.spread(samples),
             given_rmsd=finish.given_rmsd(samples, target, given), sampled_given_rmsd=sampled_rmsd,
@@ -181,14 +184,14 @@ class StagePipeline:
             start_sigma=run.start_sigma if run.start > 0 else float(run.sigmas[0]), steps_run=run.steps,
             seconds=seconds, minimization=reports, minimization_seconds=mins)
 
-    def _minimize(self, feats, samples, target, given, topology):
+    def _minimize(self, feats, samples, target, given, restraints, tokens):
         s = self.settings
         out, reports, seconds = [], [], []
         for x in samples:
             t0 = time.perf_counter()
             x, report = finish.minimize_sample(feats.layout, x, s.minimization)
             if s.given_tolerance is not None:  # the minimizer's restraints let given atoms drift
-                x = finish.keep_given(x[None], target, given, s.given_tolerance, topology, s.polish)[0]
+                x = finish.keep_given(x[None], target, given, s.given_tolerance, restraints, s.polish, tokens)[0]
             out.append(x)
             reports.append(report)
             seconds.append(time.perf_counter() - t0)
