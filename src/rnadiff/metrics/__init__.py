@@ -13,7 +13,7 @@ from rnadiff.metrics.clashes import Clashes, find_clashes
 from rnadiff.metrics.composition import LeftOut, split_rna
 from rnadiff.metrics.geometry import GeometryIssues, check_geometry, signed_volumes
 from rnadiff.metrics.lddt import lddt
-from rnadiff.metrics.neighbors import neighbor_pairs
+from rnadiff.geometry.neighbors import neighbor_pairs
 from rnadiff.metrics.report import compare_structures, structure_quality
 from rnadiff.metrics.restraints import Restraints, build_restraints
 from rnadiff.metrics.superpose import fidelity_rmsd, kabsch, rmsd, rmsd_coords, superpose

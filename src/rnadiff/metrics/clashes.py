@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnadiff.metrics.atoms import AtomTable
-from rnadiff.metrics.neighbors import neighbor_pairs
+from rnadiff.geometry.neighbors import neighbor_pairs
 from rnadiff.metrics.restraints import Restraints
 
 # Bondi radii (Å); ions and unknown elements get 1.5.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnadiff.metrics.atoms import AtomTable
-from rnadiff.metrics.neighbors import neighbor_pairs
+from rnadiff.geometry.neighbors import neighbor_pairs
 
 THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
 
