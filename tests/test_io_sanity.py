@@ -143,3 +143,9 @@ def test_numbering_gap_allows_fragments_far_apart(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     s = read_structure(path)
     assert [r.seq_num for r in s.residues] == [1, 60] and s.residues[1].chain_break_before
+
+
+def test_collapsed_coordinates(tmp_path):
+    path = tmp_path / "zeros.pdb"
+    path.write_text(c1_chain(SEQ, coord=lambda k: (0.0, 0.0, 0.0)))
+    refused(path, "chain A:", "collapsed")

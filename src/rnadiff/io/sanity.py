@@ -8,7 +8,8 @@ Refused (InputError naming the file and the residue):
 - a residue more than `FAR_STEP` Å from both of its neighbours in the chain (a corrupt coordinate,
   e.g. a C1' trace with every other atom at 9999 Å);
 - a chain whose consecutive residues are more than `FAR_STEP` Å apart for at least half of its
-  steps (wrong units or scrambled coordinates).
+  steps (wrong units or scrambled coordinates), or less than `COLLAPSED_STEP` Å apart for at
+  least half of them (every atom at the origin: a submission's placeholder for a failed model);
 A numbering gap widens the allowance by `MAX_SPAN_PER_RESIDUE` per unmodelled residue, so two
 fragments of one chain far apart in a large assembly stay readable.
 Survivable per-residue problems (a stretched link, a missing atom) are not refused here: the
@@ -38,6 +39,9 @@ SPAN_STRETCH = 1.5
 SPAN_SLACK = 6.0
 # A nucleotide step is 5-7 Å (C1'-C1', P-P); real breaks in the dev set stay below 35 Å.
 FAR_STEP = 100.0
+# Consecutive nucleotides closer than this are not a structure (real chains: 7% of steps at most
+# below 2 Å, in two deposited chains of 3ZC0).
+COLLAPSED_STEP = 1.0
 # The longest step one nucleotide can add (C1'-C1' or P-P of a stretched strand: <= 7.5 Å).
 MAX_SPAN_PER_RESIDUE = 7.5
 
@@ -104,6 +108,11 @@ def check_chain_steps(chain, path: str | Path | None) -> None:
             f"chain {chain.id}: {int(far.sum())} of {len(steps)} consecutive residues are more than "
             f"{FAR_STEP:g} Å apart (e.g. {residues[k].label()} to {residues[k + 1].label()}: {steps[k]:.0f} Å); "
             "corrupt coordinates or wrong units", path)
+    close = steps < COLLAPSED_STEP
+    if close.sum() * 2 >= len(steps):
+        raise InputError(
+            f"chain {chain.id}: {int(close.sum())} of {len(steps)} consecutive residues are less than "
+            f"{COLLAPSED_STEP:g} Å apart; collapsed coordinates (placeholder zeros?)", path)
     isolated = np.flatnonzero(far[:-1] & far[1:])
     if isolated.size:
         k = int(isolated[0]) + 1
