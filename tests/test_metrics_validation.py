@@ -114,3 +114,10 @@ def test_report_keys_are_stable(trna):
             "pucker_outlier_residues", "backbone_outlier_residues"} == set(out["model"])
     pair = out["model"]["base_pairs"][0]
     assert set(pair) == {"i", "j", "lw", "canonical", "kind"}
+
+
+def test_inf_compares_only_residues_both_structures_contain(trna):
+    part = trna.subset(np.nonzero(trna.res_seqs <= 40)[0])  # the reference lacks residues 41-76
+    report = validation_report(trna, part)
+    assert all(v == 1.0 for v in report["inf"].values())
+    assert report["model"]["canonical_pairs"] > report["reference"]["canonical_pairs"]

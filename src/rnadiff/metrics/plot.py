@@ -24,13 +24,12 @@ def _chain_starts(labels: list[str]) -> list[int]:
     return [k for k in range(1, len(chains)) if chains[k] != chains[k - 1]]
 
 
-def _residue_ticks(labels: list[str], max_ticks: int = 25) -> tuple[list[int], list[str]]:
+def _residue_ticks(labels: list[str], max_ticks: int = 40) -> tuple[list[int], list[str]]:
+    """Every k-th residue's full label (chain:name number): a modified residue's name may end in
+    digits (12A37 is 12A at 37), so the label is shown as it is rather than shortened."""
     step = max(1, int(np.ceil(len(labels) / max_ticks)))
     idx = list(range(0, len(labels), step))
-    # "A:G12" -> "A12": chain and number read well at small font sizes.
-    text = [lab.split(":", 1)[0] + "".join(c for c in lab.split(":", 1)[1] if c.isdigit() or c == "-")
-            for lab in (labels[k] for k in idx)]
-    return idx, text
+    return idx, [labels[k] for k in idx]
 
 
 def plot_per_residue(profile: dict, path: str | PathLike, title: str = "") -> None:
@@ -69,7 +68,7 @@ def plot_per_residue(profile: dict, path: str | PathLike, title: str = "") -> No
             ax.axvline(k - 0.5, color="black", lw=0.8, ls="--")
     ticks, text = _residue_ticks(labels)
     bottom.set_xticks(ticks, text, rotation=90, fontsize=7)
-    bottom.set_xlabel("residue (chain, number)")
+    bottom.set_xlabel("residue (chain:name number)")
     bottom.set_xlim(-0.6, len(labels) - 0.4)
     for ax in (top, bottom):
         ax.grid(axis="y", alpha=0.3)

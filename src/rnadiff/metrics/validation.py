@@ -6,7 +6,8 @@ Leontis–Westhof class and stacking (`metrics.interactions`), pucker and backbo
 (`metrics.backbone`). `validation_report(model, reference)` adds interaction network fidelity
 (INF = sqrt(PPV · sensitivity), Parisien et al. 2009) of the model against the reference for
 canonical pairs, non-canonical pairs (residue pair and class must match) and stacking separately;
-residues are matched by chain, number and insertion code.
+residues are matched by chain, number and insertion code, and only residues both structures
+contain are compared.
 """
 from __future__ import annotations
 
@@ -76,7 +77,11 @@ def structure_annotation_summary(ann: Annotation, include_lists: bool = True) ->
 def validation_report(model: AtomTable, reference: AtomTable) -> dict:
     """Annotations of both structures and the model's INF against the reference."""
     m, r = annotate(model), annotate(reference)
-    mk, rk = m.keyed(), r.keyed()
+    # Interactions of residues only one structure has (a chain the model lacks, an extra chain)
+    # are not scored: INF compares the residues both contain.
+    common = set(m.nts.keys) & set(r.nts.keys)
+    mk, rk = ({kind: {x for x in found if x[0] in common and x[1] in common} for kind, found in a.keyed().items()}
+              for a in (m, r))
     inf = {kind: round(interaction_network_fidelity(mk[kind], rk[kind]), 4) for kind in mk}
     all_m = mk["canonical"] | {(a, b) for a, b, _ in mk["non_canonical"]}
     all_r = rk["canonical"] | {(a, b) for a, b, _ in rk["non_canonical"]}
