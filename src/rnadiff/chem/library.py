@@ -42,6 +42,8 @@ from rnadiff.chem.vocab import (
     canonical_atom_name,
 )
 from rnadiff.errors import UnknownResidueError
+from rnadiff.geometry.superpose import kabsch
+from rnadiff.geometry.volumes import signed_volumes
 
 # The O3'(i)-P(i+1) link (CCP4 link `p`, data/monomers/link_p.cif); a test checks these against it.
 LINK_BOND_LENGTH: float = 1.607
@@ -109,15 +111,6 @@ class ResidueTemplate:
         return names
 
 
-def signed_volumes(coords: np.ndarray, chirals: np.ndarray) -> np.ndarray:
-    """(a-c)·((b-c)×(d-c)) for each chiral row (c, a, b, d); coords [..., n, 3] -> [..., nc]."""
-    c = coords[..., chirals[:, 0], :]
-    a = coords[..., chirals[:, 1], :] - c
-    b = coords[..., chirals[:, 2], :] - c
-    d = coords[..., chirals[:, 3], :] - c
-    return np.einsum("...i,...i->...", a, np.cross(b, d))
-
-
 def _monomer_path(filename: str):
     return resources.files(MONOMER_PACKAGE).joinpath(MONOMER_SUBDIR).joinpath(filename)
 
@@ -148,16 +141,6 @@ def _atom_order(cif_names: list[str], parent: str) -> list[str]:
     if FIVE_PRIME_EXTRA_ATOM in present:
         order.append(FIVE_PRIME_EXTRA_ATOM)
     return order
-
-
-def _kabsch(mobile: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation R and translation t with mobile @ R.T + t ≈ target (least squares, proper)."""
-    mc, tc = mobile.mean(0), target.mean(0)
-    h = (mobile - mc).T @ (target - tc)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return r, tc - mc @ r.T
 
 
 def _parse(name: str, parent: str) -> ResidueTemplate:
@@ -247,7 +230,7 @@ def _with_parent_ribose(t: ResidueTemplate, p: ResidueTemplate) -> ResidueTempla
     coords = t.ideal_coords.astype(np.float64).copy()
     base = [n for n in t.atom_names if n not in RIBOSE_ATOMS]
     shared = [n for n in base if p.has(n)]
-    r, tr = _kabsch(coords[t.indices(shared)], p.ideal_coords[p.indices(shared)].astype(np.float64))
+    r, tr = kabsch(coords[t.indices(shared)], p.ideal_coords[p.indices(shared)].astype(np.float64))
     bi = t.indices(base)
     coords[bi] = coords[bi] @ r.T + tr
     for n in t.atom_names:

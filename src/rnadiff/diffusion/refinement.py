@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from rnadiff.chem.bridging import aggregate_atom_to_token, broadcast_token_to_atom
+from rnadiff.geometry.superpose import rotation_from_covariance
 
 
 def start_index_for(
@@ -72,11 +73,7 @@ def place_missing_atoms(
     dx = x - broadcast_token_to_atom(c_x, idx)
     outer = (dr[:, :, None] * dx[:, None, :]).reshape(-1, 9)
     h = torch.zeros(n_token, 9, device=x.device).scatter_add_(0, idx[:, None].expand(-1, 9), outer).reshape(-1, 3, 3)
-    u, _, vh = torch.linalg.svd(h)
-    v = vh.transpose(-1, -2)
-    det = torch.linalg.det(v @ u.transpose(-1, -2))
-    d = torch.stack([torch.ones_like(det), torch.ones_like(det), torch.where(det < 0, -1.0, 1.0)], -1)
-    rot = v @ torch.diag_embed(d) @ u.transpose(-1, -2)  # [T, 3, 3] maps ref frame onto coords
+    rot = rotation_from_covariance(h)  # [T, 3, 3] maps ref frame onto coords
     eye = torch.eye(3, device=x.device).expand_as(rot)
     rot = torch.where((n_given >= 3)[:, None, None], rot, eye)
 

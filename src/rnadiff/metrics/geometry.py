@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnadiff.geometry.volumes import signed_volumes
+
 from rnadiff.metrics.atoms import AtomTable
 from rnadiff.metrics.restraints import Restraints
 
@@ -34,11 +36,6 @@ class GeometryIssues:
         res = table.residue_index
         parts = [self.bond_outliers.ravel(), self.angle_outliers.ravel(), self.chirality_errors[:, :1].ravel()]
         return set(res[np.concatenate(parts)].tolist()) if any(len(p) for p in parts) else set()
-
-
-def signed_volumes(coords: np.ndarray, chirals: np.ndarray) -> np.ndarray:
-    c, a, b, d = (coords[chirals[:, k]] for k in range(4))
-    return np.einsum("ij,ij->i", a - c, np.cross(b - c, d - c))
 
 
 def bond_lengths(coords: np.ndarray, bonds: np.ndarray) -> np.ndarray:

@@ -1,37 +1,13 @@
-"""Kabsch superposition and RMSD (DESIGN §7: all-heavy-atom RMSD, fidelity RMSD)."""
+"""RMSD after superposition (docs/design.md §7: all-heavy-atom RMSD, fidelity RMSD); the Kabsch
+kernel is rnadiff.geometry.superpose."""
 from __future__ import annotations
 
 import numpy as np
 
+from rnadiff.geometry.superpose import kabsch, superpose
 from rnadiff.metrics.atoms import AtomTable, match_atoms
 
-
-def kabsch(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation R and translation t minimising sum w |R x + t - y|^2 (x = mobile, y = target).
-
-    Apply as `mobile @ R.T + t`. A proper rotation (det +1) is enforced: a mirror image does not
-    superpose onto its original.
-    """
-    x = np.asarray(mobile, dtype=np.float64)
-    y = np.asarray(target, dtype=np.float64)
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
-    wsum = w.sum()
-    if len(x) == 0 or wsum <= 0:
-        return np.eye(3), np.zeros(3)
-    cx = (w[:, None] * x).sum(0) / wsum
-    cy = (w[:, None] * y).sum(0) / wsum
-    h = ((x - cx) * w[:, None]).T @ (y - cy)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    rot = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return rot, cy - cx @ rot.T
-
-
-def superpose(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """`mobile` moved onto `target` (same shape)."""
-    rot, t = kabsch(mobile, target, weights)
-    return np.asarray(mobile, dtype=np.float64) @ rot.T + t
+__all__ = ["fidelity_rmsd", "kabsch", "rmsd", "rmsd_coords", "superpose"]
 
 
 def rmsd_coords(a: np.ndarray, b: np.ndarray, superposition: bool = True) -> float:

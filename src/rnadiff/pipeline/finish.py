@@ -19,7 +19,7 @@ import numpy as np
 
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
 from rnadiff.diffusion.guidance.terms import radii_from_elements
-from rnadiff.metrics.superpose import kabsch
+from rnadiff.geometry.superpose import kabsch
 
 
 @dataclass(frozen=True)
