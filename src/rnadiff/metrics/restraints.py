@@ -14,12 +14,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from rnadiff.chem.library import get_template
+from rnadiff.chem.library import LINK_BOND_ESD, LINK_BOND_LENGTH, get_template
 from rnadiff.chem.vocab import template_name_for
 from rnadiff.errors import UnknownResidueError
 from rnadiff.metrics.atoms import AtomTable
 
-LINK_BOND = ("O3'", "P", 1.607, 0.010)  # CCP4 link_p
 LINK_ANGLES = (  # (atom, residue offset) x 3, ideal, esd — CCP4 link_p
     ((("C3'", 0), ("O3'", 0), ("P", 1)), 121.082, 1.5),
     ((("OP1", 1), ("P", 1), ("O3'", 0)), 109.493, 3.0),
@@ -122,7 +121,7 @@ def build_restraints(table: AtomTable) -> Restraints:
         same_chain = r > 0 and table.chain_ids[starts[r]] == table.chain_ids[starts[r - 1]]
         if prev_atoms is not None and same_chain and _is_linked(table, prev_atoms, atoms):
             o3, p = prev_atoms["O3'"], atoms["P"]
-            bonds.append((o3, p)), bt.append(LINK_BOND[2]), be.append(LINK_BOND[3]), bl.append(True)
+            bonds.append((o3, p)), bt.append(LINK_BOND_LENGTH), be.append(LINK_BOND_ESD), bl.append(True)
             graph.append((o3, p))
             _apply_polymer_overrides(table, atoms, angles, at, ae)
             pair = (prev_atoms, atoms)
