@@ -14,17 +14,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from rnadiff.chem.library import LINK_BOND_ESD, LINK_BOND_LENGTH, get_template
+from rnadiff.chem.library import LINK_ANGLES, LINK_BOND_ESD, LINK_BOND_LENGTH, get_template
 from rnadiff.chem.vocab import template_name_for
 from rnadiff.errors import UnknownResidueError
 from rnadiff.metrics.atoms import AtomTable
 
-LINK_ANGLES = (  # (atom, residue offset) x 3, ideal, esd — CCP4 link_p
-    ((("C3'", 0), ("O3'", 0), ("P", 1)), 121.082, 1.5),
-    ((("OP1", 1), ("P", 1), ("O3'", 0)), 109.493, 3.0),
-    ((("OP2", 1), ("P", 1), ("O3'", 0)), 109.493, 3.0),
-    ((("O5'", 1), ("P", 1), ("O3'", 0)), 100.661, 3.0),
-)
 # The monomer files describe a free 5'-phosphate (PO3 with OP3), whose OP1-P-OP2 angle (112.9°)
 # is wrong inside a chain, where the two non-bridging oxygens open to ~119.6° (Parkinson et al.
 # 1996, Acta Cryst D52:57): every crystal phosphodiester would be an outlier. Applied to residues
@@ -125,7 +119,7 @@ def build_restraints(table: AtomTable) -> Restraints:
             graph.append((o3, p))
             _apply_polymer_overrides(table, atoms, angles, at, ae)
             pair = (prev_atoms, atoms)
-            for spec, v, s in LINK_ANGLES:
+            for *spec, v, s in LINK_ANGLES:
                 idx = tuple(pair[off].get(name) for name, off in spec)
                 if None not in idx:
                     angles.append(idx), at.append(v), ae.append(s)
