@@ -37,8 +37,8 @@ Non-finite numbers are written as null."""
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="compare a model with a reference (RMSD, lDDT, TM-score, clashes, "
-                         "base pairs, INF, pucker)",
+        # The help line must equal cli/main.py's placeholder for this command (tested).
+        "evaluate", help="compare a model with a reference (RMSD, lDDT, TM-score, clashes, geometry)",
         description="Compare the RNA of MODEL with the RNA of REFERENCE and print a JSON report: "
                     "RMSD, all-atom lDDT, TM-score (C1', RNA d0), clashes, bond/angle outliers, "
                     "chirality, base pairs and stacking with INF, sugar pucker and backbone "
