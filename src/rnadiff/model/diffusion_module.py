@@ -12,6 +12,13 @@ block's pair bias, the σ-free part of the single conditioning) lives in a `Diff
 once per structure by `prepare_cache`; the sampler passes it to every step and sample.
 Passing no cache computes one on the fly, which gives identical numbers.
 
+Reduced precision for inference (`hold_weights_in(torch.bfloat16)`): the weights of every
+matmul are cast once and kept in bf16, and the network runs under autocast, which then has no
+weight to re-cast (re-casting the 200 M float32 weights per call costs more than the bf16 matmuls
+save at RNA sizes). float32 islands: the EDM preconditioning and final combination, the Fourier
+noise embedding and every layer Protenix pins to float32 (coordinates in and out, conditioning
+projections), LayerNorm statistics, the attention softmax, and the cached pair biases.
+
 Shapes: features unbatched ([N_atom, ...], [N_token, ...]) or with leading batch dims [*b, ...]
 plus `atom_mask` [*b, N_atom] / `token_mask` [*b, N_token] marking padding; coordinates
 [*b, N_sample, N_atom, 3]; σ [*b, N_sample] (or anything that broadcasts to it).
@@ -31,6 +38,7 @@ from rnadiff.model.atom_decoder import AtomAttentionDecoder
 from rnadiff.model.atom_encoder import AtomAttentionEncoder, AtomConditioning
 from rnadiff.model.conditioning import DiffusionConditioning
 from rnadiff.model.initialization import DEFAULT_INITIALIZATION, initialize_diffusion_module
+from rnadiff.model.precision import cast_matmul_weights_, reduced_precision
 from rnadiff.model.primitives import LinearNoBias, layer_norm
 from rnadiff.model.transformer import DiffusionTransformer
 from rnadiff.model.windows import LocalWindows
@@ -120,6 +128,22 @@ class DiffusionModule(nn.Module):
         )
         self.initialization = {**DEFAULT_INITIALIZATION, **(initialization or {})}
         initialize_diffusion_module(self, self.initialization)
+        self.weight_dtype: torch.dtype | None = None  # set by hold_weights_in
+
+    # ------------------------------------------------------------------------------------------
+    def hold_weights_in(self, dtype: torch.dtype = torch.bfloat16) -> "DiffusionModule":
+        """Cast the matmul weights to `dtype` (bf16 or fp16) once, for inference; returns self.
+
+        Every later call (and `prepare_cache`) runs the network under autocast to `dtype`, with the
+        float32 islands listed in the module docstring. One way: the float32 weights are not kept
+        (reload the checkpoint to go back); training such a module is refused.
+        """
+        cast_matmul_weights_(self, dtype)
+        self.weight_dtype = dtype
+        return self
+
+    def _low_precision(self, device: torch.device):
+        return reduced_precision(self.weight_dtype, device, self.training)
 
     # ------------------------------------------------------------------------------------------
     def compile_blocks(self, **compile_kwargs: Any) -> int:
@@ -166,6 +190,12 @@ class DiffusionModule(nn.Module):
         memory instead of a new N_token²·c_z buffer (half the pair memory at 4096 nt: 8.6 GB). The
         caller's z_trunk then holds the conditioned pair, not the trunk's.
         """
+        with self._low_precision(self.linear_no_bias_s.weight.device):
+            return self._prepare_cache(input_feature_dict, s_inputs, s_trunk, z_trunk, use_conditioning,
+                                       cache_pair_biases, pair_chunk_size, overwrite_trunk_pair)
+
+    def _prepare_cache(self, input_feature_dict, s_inputs, s_trunk, z_trunk, use_conditioning,
+                       cache_pair_biases, pair_chunk_size, overwrite_trunk_pair) -> DiffusionCache:
         f = input_feature_dict
         n_atom, n_token = _validate_features(f, s_inputs, s_trunk, z_trunk, self.config)
         atom_mask = f.get("atom_mask")
@@ -192,12 +222,14 @@ class DiffusionModule(nn.Module):
         n_blocks = len(self.diffusion_transformer.blocks)
         n_heads = self.config["transformer"]["n_heads"]
         batch = pair_z.shape[:-3]
-        bias_bytes = n_blocks * n_heads * n_token * n_token * max(1, _prod(batch)) * pair_z.element_size()
+        bias_bytes = n_blocks * n_heads * n_token * n_token * max(1, _prod(batch)) * 4  # held in float32
         if cache_pair_biases is None:
             cache_pair_biases = bias_bytes <= DEFAULT_BIAS_CACHE_BYTES
         token_biases = None
         if cache_pair_biases:
-            token_biases = self.diffusion_transformer.pair_biases(pair_z.unsqueeze(-4), token_mask_bias)
+            # float32 once here: the attention takes its bias in float32 (softmax island), and
+            # under reduced precision it would otherwise be re-cast in every call.
+            token_biases = [b.float() for b in self.diffusion_transformer.pair_biases(pair_z.unsqueeze(-4), token_mask_bias)]
         atoms = self._checkpointed(
             lambda ff, st, pz: self.atom_attention_encoder.prepare_cache(
                 ff, windows, st, pz, cache_pair_biases, pair_chunk_size=pair_chunk_size
@@ -206,7 +238,7 @@ class DiffusionModule(nn.Module):
         )
         decoder_biases = None
         if cache_pair_biases:
-            decoder_biases = self.atom_attention_decoder.atom_transformer.pair_biases(atoms.p_lm, windows)
+            decoder_biases = [b.float() for b in self.atom_attention_decoder.atom_transformer.pair_biases(atoms.p_lm, windows)]
         return DiffusionCache(
             windows=windows, atom_to_token_idx=f["atom_to_token_idx"].long(), n_token=n_token,
             single_base=single_base, pair_z=pair_z, token_mask_bias=token_mask_bias,
@@ -311,7 +343,10 @@ class DiffusionModule(nn.Module):
 
     def _denoise(self, x_noisy, sigma, cache, chunk_size, inplace_safe):
         r_noisy = edm.precondition_input(x_noisy, sigma, self.sigma_data)
-        r_update = self.f_forward(r_noisy, sigma, cache, chunk_size=chunk_size, inplace_safe=inplace_safe)
+        with self._low_precision(x_noisy.device):
+            r_update = self.f_forward(r_noisy, sigma, cache, chunk_size=chunk_size, inplace_safe=inplace_safe)
+        if self.weight_dtype is not None:  # the final coordinate update is a float32 island
+            x_noisy, r_update, sigma = x_noisy.float(), r_update.float(), sigma.float()
         return edm.combine(x_noisy, r_update, sigma, self.sigma_data)
 
 

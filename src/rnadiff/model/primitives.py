@@ -2,7 +2,8 @@
 
 Parameter names matter: they must equal Protenix's so its checkpoints load with strict=True.
 `LinearNoBias` optionally computes in a fixed precision (float32) even under autocast, as
-Protenix does for the layers that touch coordinates and the conditioning inputs.
+Protenix does for the layers that touch coordinates and the conditioning inputs. `LayerNorm`
+keeps its statistics in float32 whatever the input's precision.
 """
 from __future__ import annotations
 
@@ -85,8 +86,25 @@ class BiasInitLinear(Linear):
             self.bias.fill_(biasinit)
 
 
-def layer_norm(c: int, *, scale: bool = True, offset: bool = True, eps: float = 1e-5) -> nn.LayerNorm:
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm whose mean and variance are taken in float32 for bf16/fp16 inputs.
+
+    A bf16 mean over 768 channels keeps ~3 significant digits, and the variance of a residual
+    stream with a large mean loses more. torch's CPU and CUDA kernels accumulate a bf16/fp16
+    input in float32 and take float32 weights with it ("mixed type"), so the parameters stay
+    float32 and nothing is copied; autocast is kept away so it cannot cast the weights down.
+    The output has the input's dtype. float32 inputs take the plain path (parity with Protenix).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and (self.weight is None or self.weight.dtype == torch.float32):
+            return super().forward(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+def layer_norm(c: int, *, scale: bool = True, offset: bool = True, eps: float = 1e-5) -> LayerNorm:
     """LayerNorm with weight only (offset=False) or no parameters (scale=False), as Protenix uses."""
     if not scale:
-        return nn.LayerNorm(c, eps=eps, elementwise_affine=False)
-    return nn.LayerNorm(c, eps=eps, elementwise_affine=True, bias=offset)
+        return LayerNorm(c, eps=eps, elementwise_affine=False)
+    return LayerNorm(c, eps=eps, elementwise_affine=True, bias=offset)

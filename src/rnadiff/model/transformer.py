@@ -35,10 +35,10 @@ class DiffusionTransformerBlock(nn.Module):
         inplace_safe: bool = False,
     ) -> torch.Tensor:
         update = self.attention_pair_bias(a, s, bias, windows=windows, chunk_size=chunk_size)
-        if inplace_safe:
+        if inplace_safe and update.dtype == a.dtype:
             update += a
             a = update
-        else:
+        else:  # also when a bf16 update meets a float32 residual stream: keep the stream float32
             a = a + update
         update = self.conditioned_transition_block(a, s)
         if inplace_safe:
