@@ -109,7 +109,8 @@ def markdown(startup: dict | None, refine: list[dict], minimize: list[dict]) -> 
                  "in-process s | clashes/1000 | chirality err. | link outl. | threads |", "|" + "---|" * 11]
         for r in refine:
             lines.append(f"| {r['input']} | {r['n_residues']} | {r['n_atoms']} | {r['samples']} | {r['wall_s']:.2f} | "
-                         f"{r['wall_per_sample_s']:.2f} | {r['in_process_s']:.2f} | {r['clashes_per_1000_atoms']:.1f} | "
+                         f"{r['wall_per_sample_s']:.2f} | {r['in_process_s']:.2f} | "
+                         f"{r['clashes_per_1000_atoms']:.1f} | "
                          f"{r['chirality_errors']:g} | {r['link_outliers']:g} | {r['threads']} |")
         parts.append("\n".join(lines) + "\n")
     if minimize:
@@ -120,7 +121,8 @@ def markdown(startup: dict | None, refine: list[dict], minimize: list[dict]) -> 
             lines.append(f"| {m['input']} | {m['n_atoms']} | {m['noise_A']:g} | {m['seconds']:.1f} | "
                          f"{m['rmsd_to_clean_before']:.2f} → {m['rmsd_to_clean_after']:.2f} | "
                          f"{b['clashes_per_1000_atoms']:.1f} → {a['clashes_per_1000_atoms']:.1f} | "
-                         f"{b['chirality_errors']} → {a['chirality_errors']} | {b['link_outliers']} → {a['link_outliers']} |")
+                         f"{b['chirality_errors']} → {a['chirality_errors']} | "
+                         f"{b['link_outliers']} → {a['link_outliers']} |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 

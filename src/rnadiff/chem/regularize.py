@@ -273,10 +273,12 @@ def polish_energy(x: np.ndarray, t: _Tiled, x_start: np.ndarray) -> tuple[float,
 
 
 def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
-                   settings: PolishSettings = PolishSettings(), fixed: np.ndarray | None = None) -> np.ndarray:
+                   settings: PolishSettings = PolishSettings(), fixed: np.ndarray | None = None,
+                   ftol: float = 1e-12) -> np.ndarray:
     """Coordinates [S, n, 3] (float64) minimising the polish energy, starting from `coords`.
 
     fixed [n] bool: atoms that do not move (e.g. the given atoms); the others relax against them.
+    ftol: L-BFGS-B's relative energy-change stop (the default never stops a sample's polish early).
     With radii the iterations are split over `clash_rounds` rounds, the clash neighbour list
     rebuilt before each (atoms move a fraction of an Å per round, the skin covers that)."""
     coords = np.asarray(coords, np.float64)
@@ -306,7 +308,7 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
             continue
         if clash:
             t.pairs, t.limit = _clash_pairs(x, restraints, n_samples, settings)
-        res = lbfgs_b(fun, x[free].ravel(), iters)
+        res = lbfgs_b(fun, x[free].ravel(), iters, ftol=ftol)
         x[free] = res.x.reshape(-1, 3)
     return x.reshape(coords.shape)
 
@@ -355,8 +357,9 @@ def regularize_coords(
     r = PolishRestraints(n_atoms=len(coords), bonds=bonds, bond_lengths=bond_lengths, bond_esds=bond_esds,
                          angles=angles, angle_values=angle_values, angle_esds=angle_esds, planes=tuple(planes),
                          plane_esds=tuple(plane_esds))
-    return polish_samples(coords[None], r, PolishSettings(max_iter=max_iter, tether=tether))[0]
+    # ftol 1e-9: the templates' energies then match a full run to 4 decimals in ~30% less time
+    return polish_samples(coords[None], r, PolishSettings(max_iter=max_iter, tether=tether), ftol=1e-9)[0]
 
 
-__all__ = ["HBOND_ALLOWANCE", "PolishRestraints", "PolishSettings", "lbfgs", "lbfgs_b", "polish_energy", "polish_samples",
-           "regularize_coords", "restraint_energy"]
+__all__ = ["HBOND_ALLOWANCE", "PolishRestraints", "PolishSettings", "lbfgs", "lbfgs_b", "polish_energy",
+           "polish_samples", "regularize_coords", "restraint_energy"]
