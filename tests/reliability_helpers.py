@@ -30,7 +30,7 @@ def tiny_model(seed: int = 0):
 
 
 def make_tiny_checkpoint(target: Path) -> Path:
-    from rnadiff.model.refinement_io import save_refinement_checkpoint
+    from rnadiff.checkpoints.refinement import save_refinement_checkpoint
 
     return save_refinement_checkpoint(target, tiny_model(), {"test": True})
 
@@ -172,6 +172,7 @@ def build_corpus(root: Path, ckpt: Path) -> list[Case]:
     refine_case("one_residue_far_away", "outlier.pdb",
                 c1_chain(SEQ, coord=lambda k: (-999.0, 0.0, 0.0) if k == 5 else (5.9 * k, 0.1 * k, 0.0)),
                 ["neighbours"])
+    refine_case("c1_trace_all_zero", "zeros.pdb", c1_chain(SEQ, coord=lambda k: (0.0, 0.0, 0.0)), ["collapsed"])
     dup = good.splitlines()
     refine_case("duplicate_atoms", "dup.pdb", "\n".join(dup[:4] + [dup[3]] + dup[4:]) + "\n", ["duplicate"])
     refine_case("zero_residues", "noatoms.pdb", "HEADER    RNA\nREMARK  nothing here\nEND\n", ["no atom", "no residue", "no rna", "empty", "nothing"])
