@@ -11,7 +11,7 @@ import torch
 from rnadiff.checkpoints import load_any_checkpoint, load_checkpoint, read_checkpoint_document, save_checkpoint
 from rnadiff.checkpoints.native import CONFIG_NAME, FORMAT_VERSION, METADATA_KEY, WEIGHTS_NAME
 from rnadiff.errors import CheckpointError, ConfigError, OutputError
-from rnadiff.lora import apply_lora
+from rnadiff.model.lora import apply_lora
 from tests.model_helpers import golden_module
 from tests.test_checkpoint_protenix import write_malicious
 

@@ -1,6 +1,6 @@
 """End to end: a small DiffusionModule trained on one real RNA regenerates it from pure noise.
 
-The demo's routine (rnadiff.demo) is the test: free-parameter conditioning trained jointly with the
+The demo's routine (rnadiff.pipeline.demo) is the test: free-parameter conditioning trained jointly with the
 model carries no coordinates, so the structure has to be learned by the denoiser.
 Run with --runslow (minutes on 2 CPU cores).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnadiff.demo import train_and_regenerate
+from rnadiff.pipeline.demo import train_and_regenerate
 
 CHAIN_FILE = "clean/rsrnasp1_train/1f27_B.pdb"  # 11 nt, 230 heavy atoms, complete, no breaks
 

@@ -10,7 +10,7 @@ from peft.tuners.lora import LoraLayer
 
 from rnadiff.checkpoints import load_checkpoint, save_checkpoint
 from rnadiff.errors import CheckpointError, ConfigError, OutputError
-from rnadiff.lora import (
+from rnadiff.model.lora import (
     LoraSettings,
     PrecisionLoraLinear,
     apply_lora,

@@ -13,7 +13,7 @@ import torch
 
 from rnadiff.diffusion.schedule import DiffusionSchedule
 from rnadiff.diffusion.training import build_optimizer, diffusion_loss, training_forward
-from rnadiff.lora import apply_lora, lora_parameters, merge_lora
+from rnadiff.model.lora import apply_lora, lora_parameters, merge_lora
 from rnadiff.model.diffusion_module import DiffusionModule
 from tests.model_helpers import random_embeddings, random_system
 

@@ -12,7 +12,7 @@ from rnadiff.chem.features import Features
 from rnadiff.cli.main import main
 from rnadiff.errors import InputError
 from rnadiff.io import read_structure
-from rnadiff.model.refinement_io import save_refinement_checkpoint
+from rnadiff.checkpoints.refinement import save_refinement_checkpoint
 from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.pipeline import PipelineSettings, StagePipeline
 from rnadiff.refine.files import read_secondary_structure

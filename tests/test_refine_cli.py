@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rnadiff.cli.main import main
-from rnadiff.model.refinement_io import load_refinement_checkpoint, save_refinement_checkpoint
+from rnadiff.checkpoints.refinement import load_refinement_checkpoint, save_refinement_checkpoint
 from rnadiff.model.refinement_model import RefinementModel
 from tests.train_helpers import EXAMPLES
 

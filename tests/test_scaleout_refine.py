@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnadiff.cli.main import main
-from rnadiff.model.refinement_io import save_refinement_checkpoint
+from rnadiff.checkpoints.refinement import save_refinement_checkpoint
 from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.refine.shard import shard_indices
 from tests.train_helpers import EXAMPLES

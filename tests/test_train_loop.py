@@ -9,7 +9,7 @@ from rnadiff.chem import featurize
 from rnadiff.cli.main import main
 from rnadiff.cli.train import compose
 from rnadiff.io import read_structure
-from rnadiff.model.refinement_io import load_refinement_checkpoint, read_refinement_document
+from rnadiff.checkpoints.refinement import load_refinement_checkpoint, read_refinement_document
 from rnadiff.train.data import Record, load_records
 from rnadiff.train.examples import build_example, make_generator
 from rnadiff.train.export import export_lightning_checkpoint

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnadiff.cli.train import compose
-from rnadiff.model.refinement_io import load_refinement_checkpoint, read_refinement_document
+from rnadiff.checkpoints.refinement import load_refinement_checkpoint, read_refinement_document
 from rnadiff.train.data import load_records
 from rnadiff.train.run import train_from_config
 from tests.train_helpers import TINY_OVERRIDES, short_chains

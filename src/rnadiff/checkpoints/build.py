@@ -1,6 +1,6 @@
 """From a weight dict (+ optional config) to a ready `DiffusionModule`, with clear errors.
 
-Shared by the Protenix reader, our own format and `rnadiff.lora.merge_lora`:
+Shared by the Protenix reader, our own format and `rnadiff.model.lora.merge_lora`:
 - `infer_config(state_dict)`: every dimension, block count and head count read off the weight shapes;
 - `normalize_config(config)`: accepts our nested constructor form and the flat Protenix/golden form
   (top-level `n_queries`/`n_keys`), returns `DiffusionModule` keyword arguments;

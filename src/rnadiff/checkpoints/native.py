@@ -66,8 +66,8 @@ def save_checkpoint(
     state = module.state_dict()
     if any(".base_layer." in k or ".lora_" in k for k in state):
         raise CheckpointError(
-            "module carries LoRA adapters: merge them first (rnadiff.lora.merge_lora) "
-            "or save the adapters alone (rnadiff.lora.save_lora_adapters)"
+            "module carries LoRA adapters: merge them first (rnadiff.model.lora.merge_lora) "
+            "or save the adapters alone (rnadiff.model.lora.save_lora_adapters)"
         )
     return write_container(path, state, checkpoint_document(module, provenance), overwrite=overwrite)
 
@@ -95,5 +95,5 @@ def load_checkpoint(path: str | os.PathLike, config: Mapping[str, Any] | None = 
 
 def _locate(path: Path) -> tuple[Path, dict[str, Any]]:
     hints = {"rnadiff-refinement-model": " (a standalone refinement checkpoint: load it with "
-                                         "rnadiff.model.refinement_io.load_refinement_checkpoint)"}
+                                         "rnadiff.checkpoints.refinement.load_refinement_checkpoint)"}
     return locate_container(path, FORMAT, FORMAT_VERSION, hints)

@@ -42,14 +42,6 @@ def read_refinement_document(path: str | os.PathLike) -> dict[str, Any]:
     return _locate(Path(path))[1]
 
 
-def is_refinement_checkpoint(path: str | os.PathLike) -> bool:
-    try:
-        _locate(Path(path))
-    except CheckpointError:
-        return False
-    return True
-
-
 def load_refinement_checkpoint(path: str | os.PathLike) -> RefinementModel:
     """The RefinementModel stored at `path` (directory or .safetensors), eval mode, CPU."""
     weights_path, document = _locate(Path(path))

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from rnadiff.demo import run_demo
+    from rnadiff.pipeline.demo import run_demo
 
     if args.steps < 1 or args.samples < 1 or args.sampling_steps < 1:
         raise ConfigError("--steps, --samples and --sampling-steps must be positive")

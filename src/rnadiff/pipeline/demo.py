@@ -114,6 +114,7 @@ def run_demo(out_dir: Path, *, input_path: Path | None = None, overwrite: bool =
     """Run the demo and write `regenerated.cif` (one model per sample) and `summary.json`."""
     from rnadiff.errors import OutputError
     from rnadiff.io import write_structure
+    from rnadiff.io.atomic import atomic_write_text
 
     out_dir = Path(out_dir)
     targets = [out_dir / "regenerated.cif", out_dir / "summary.json"]
@@ -124,7 +125,5 @@ def run_demo(out_dir: Path, *, input_path: Path | None = None, overwrite: bool =
     result, samples, feats = train_and_regenerate(path, **kwargs)
     write_structure(targets[0], feats, samples.detach().cpu())
     summary = {"input": str(path), **asdict(result)}
-    tmp = targets[1].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(targets[1])
+    atomic_write_text(targets[1], json.dumps(summary, indent=2))
     return result

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rnadiff.checkpoints.files import TORCH, sniff
 from rnadiff.errors import CheckpointError
-from rnadiff.model.refinement_io import load_refinement_checkpoint
+from rnadiff.checkpoints.refinement import load_refinement_checkpoint
 from rnadiff.model.refinement_model import RefinementModel
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "default"

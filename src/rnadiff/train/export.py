@@ -16,7 +16,7 @@ import torch
 
 from rnadiff.checkpoints.files import safe_torch_load
 from rnadiff.errors import CheckpointError
-from rnadiff.model.refinement_io import save_refinement_checkpoint
+from rnadiff.checkpoints.refinement import save_refinement_checkpoint
 from rnadiff.model.refinement_model import RefinementModel
 
 

@@ -125,8 +125,8 @@ class RefinementLightning(pl.LightningModule):
 
     def enable_lora(self, settings) -> int:
         """Freeze every weight, then wrap the denoiser's target projections with LoRA adapters
-        (rnadiff.lora, peft): only the adapters train. Returns the trainable parameter count."""
-        from rnadiff.lora import apply_lora
+        (rnadiff.model.lora, peft): only the adapters train. Returns the trainable parameter count."""
+        from rnadiff.model.lora import apply_lora
 
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -156,7 +156,7 @@ class RefinementLightning(pl.LightningModule):
         """A copy of the model carrying the EMA weights (what gets exported); LoRA adapters, if
         any, are merged into the base weights so the copy is a plain RefinementModel."""
         model = self.ema.averaged_copy(self.model).eval()
-        from rnadiff.lora import has_lora, merge_lora
+        from rnadiff.model.lora import has_lora, merge_lora
 
         if has_lora(model.diffusion_module):
             model.diffusion_module = merge_lora(model.diffusion_module).eval()

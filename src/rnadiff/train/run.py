@@ -121,7 +121,7 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
-    from rnadiff.model.refinement_io import save_refinement_checkpoint
+    from rnadiff.checkpoints.refinement import save_refinement_checkpoint
 
     if records is None and not cfg.data.path:
         raise ConfigError("data.path is required (a folder or .tar.gz of PDB/mmCIF files)")
@@ -166,7 +166,7 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
     if init_model is not None:
         module.load_initial_weights(init_model)
     if stage_d["lora"].get("enabled"):
-        from rnadiff.lora import LoraSettings
+        from rnadiff.model.lora import LoraSettings
 
         n_trainable = module.enable_lora(LoraSettings.from_config(stage_d["lora"]))
         n_total = sum(p.numel() for p in module.model.parameters())
