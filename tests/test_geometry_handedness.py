@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from rnadiff.geometry.handedness import (
-    LEFT, RIGHT, SUGAR_CENTRES, UNDECIDABLE, detect_handedness, dihedrals, reflect, signed_volume,
-    trace_handedness,
+    LEFT, RIGHT, SUGAR_CENTRES, UNDECIDABLE, detect_handedness, dihedrals, reflect, trace_handedness,
 )
+from rnadiff.geometry.volumes import signed_volumes
 from rnadiff.io import read_structure
 from rnadiff.io.mirror import reflect_structure, structure_handedness
 from tests.train_helpers import EXAMPLES
@@ -43,7 +43,8 @@ def test_sugar_centre_signs_hold_on_every_residue_of_a_crystal_structure():
         atoms = dict(zip(r.atom_names, r.coords))
         for centre, a, b, c, sign in SUGAR_CENTRES:
             if all(n in atoms for n in (centre, a, b, c)):
-                assert np.sign(signed_volume(*(atoms[n] for n in (centre, a, b, c)))) == sign, (r.label(), centre)
+                quad = np.array([atoms[n] for n in (centre, a, b, c)])
+                assert np.sign(signed_volumes(quad, np.array([[0, 1, 2, 3]]))[0]) == sign, (r.label(), centre)
 
 
 @pytest.mark.parametrize("atoms, method", [(None, "sugar"), ({"C1'"}, "C1'"), ({"P"}, "P")])

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnadiff.geometry.neighbors import neighbor_pairs
+from rnadiff.geometry.volumes import signed_volumes
+
 RIGHT = "right-handed"
 LEFT = "left-handed (mirror image)"
 UNDECIDABLE = "undecidable"
@@ -95,11 +98,6 @@ def _verdict(score: float, evidence: int, method: str) -> Handedness:
     return Handedness(RIGHT if score > 0 else LEFT, float(score), int(evidence), method)
 
 
-def signed_volume(x: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """(a-x)·((b-x)×(c-x)) over the last axis."""
-    return np.einsum("...i,...i->...", a - x, np.cross(b - x, c - x))
-
-
 def dihedral4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> np.ndarray:
     """IUPAC dihedrals (degrees, right-handed helix > 0) of point quadruples, each [k, 3]."""
     b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
@@ -121,15 +119,18 @@ def dihedrals(points: np.ndarray) -> np.ndarray:
 
 def sugar_handedness(residues: Sequence[Mapping[str, np.ndarray]]) -> Handedness:
     """From the ribose chiral centres of residues given as {atom name: xyz}."""
-    agree = disagree = 0
+    quads, signs = [], []
     for atoms in residues:
         for centre, a, b, c, sign in SUGAR_CENTRES:
             if all(n in atoms for n in (centre, a, b, c)):
-                vol = signed_volume(*(np.asarray(atoms[n], dtype=np.float64) for n in (centre, a, b, c)))
-                if vol * sign > 0:
-                    agree += 1
-                elif vol * sign < 0:
-                    disagree += 1
+                quads.append([atoms[n] for n in (centre, a, b, c)])
+                signs.append(sign)
+    signed = np.zeros(0)
+    if quads:
+        coords = np.asarray(quads, dtype=np.float64).reshape(-1, 3)
+        rows = np.arange(len(coords)).reshape(-1, 4)
+        signed = signed_volumes(coords, rows) * np.asarray(signs)
+    agree, disagree = int((signed > 0).sum()), int((signed < 0).sum())
     per_centre = np.log(SUGAR_AGREEMENT / (1.0 - SUGAR_AGREEMENT))
     return _verdict((agree - disagree) * per_centre, agree + disagree, "sugar chiral centres")
 
@@ -150,19 +151,14 @@ def _log_likelihoods(phi: np.ndarray, mu: float, kappa: float) -> np.ndarray:
 def stem_dihedrals(segments: Sequence[np.ndarray], model: StemModel) -> np.ndarray:
     """Pseudo-dihedrals (i, i+1, j-1, j) of every stacked pair step: i-j and (i+1)-(j-1) both at
     base-pair distance, i+1 following i and j-1 preceding j in their runs."""
-    from scipy.spatial import cKDTree
-
     runs = [np.asarray(s, dtype=np.float64) for s in segments if len(s) >= 2]
     if not runs:
         return np.zeros(0)
     points = np.concatenate(runs)
     run_of = np.concatenate([np.full(len(r), k) for k, r in enumerate(runs)])
     pos = np.concatenate([np.arange(len(r)) for r in runs])
-    pairs = cKDTree(points).query_pairs(model.hi, output_type="ndarray")
-    if len(pairs) == 0:
-        return np.zeros(0)
-    a, b = pairs.min(axis=1), pairs.max(axis=1)
-    keep = (np.linalg.norm(points[a] - points[b], axis=1) > model.lo) & (a + 1 < len(points)) & (b >= 1)
+    a, b, dist = neighbor_pairs(points, model.hi, return_distances=True)  # a < b
+    keep = (dist > model.lo) & (a + 1 < len(points)) & (b >= 1)
     a, b = a[keep], b[keep]
     linked = (run_of[np.minimum(a + 1, len(points) - 1)] == run_of[a]) & (run_of[b - 1] == run_of[b])
     apart = (run_of[a] != run_of[b]) | (pos[b] - pos[a] >= MIN_STEM_SEPARATION)
@@ -241,4 +237,4 @@ def reflect(coords: np.ndarray, axis: int = 0, center: np.ndarray | None = None)
 
 
 __all__ = ["Handedness", "RIGHT", "LEFT", "UNDECIDABLE", "detect_handedness", "sugar_handedness",
-           "trace_handedness", "dihedrals", "signed_volume", "reflect"]
+           "trace_handedness", "dihedrals", "dihedral4", "stem_dihedrals", "reflect"]
