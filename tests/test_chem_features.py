@@ -1,4 +1,4 @@
-"""Feature encoding (Protenix, DESIGN §4), bridging, collation and the sequence fallback."""
+"""Feature encoding (Protenix, docs/design.md §4), bridging, collation and the sequence fallback."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,4 @@
-"""Quality measures (DESIGN §7) on synthetic and real structures."""
+"""Quality measures (docs/design.md §7) on synthetic and real structures."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """Parity with Protenix's own DiffusionModule (golden_small.pt) and with the dense reference.
 
-Tolerance: 1e-4 Å on denoised coordinates (DESIGN §5; Protenix's own SDPA vs softmax paths differ by 4e-6).
+Tolerance: 1e-4 Å on denoised coordinates (docs/design.md §5; Protenix's own SDPA vs softmax paths differ by 4e-6).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import torch
 from rnadiff.model.diffusion_module import DiffusionModule
 from tests.model_helpers import golden_module, random_embeddings, random_system, randomize_parameters_
 
-TOL = 1e-4  # Å, the parity tolerance of DESIGN §5
+TOL = 1e-4  # Å, the parity tolerance of docs/design.md §5
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Batch collation of unbatched feature dicts (DESIGN §3).
+"""Batch collation of unbatched feature dicts (docs/design.md §3).
 
 Atom-level features are padded to the largest N_atom, token-level ones to the largest N_tok;
 padding is 0 everywhere (index features point at index 0, masks are 0) and `atom_mask`

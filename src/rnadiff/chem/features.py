@@ -1,4 +1,4 @@
-"""Protenix-encoded input features of an RNA structure (DESIGN §4).
+"""Protenix-encoded input features of an RNA structure (docs/design.md §4).
 
 `featurize(structure)` returns a `Features` mapping (str -> torch.Tensor) over the FULL canonical
 atom layout of every residue (what the model must output), with the atoms present in the input as

@@ -16,7 +16,7 @@ Signed volume convention: sign((a - centre) · ((b - centre) × (c - centre))), 
 Data: `rnadiff/data/monomers/*.cif` (copied from the CCP4 Monomer Library, LGPL-3.0; see SOURCE.md
 there). Nothing is read from outside the installed package.
 
-Upstream defects handled here (DESIGN §6): 5MU, 7MG and H2U carry inverted sugar stereochemistry,
+Upstream defects handled here (docs/design.md §6): 5MU, 7MG and H2U carry inverted sugar stereochemistry,
 so their ribose-phosphate ideal coordinates and sugar chiral signs are taken from the parent and the
 base is superposed onto the parent's base; 6MZ's old names (O1P/O2P/O3P) are mapped. PSU keeps its
 own connectivity (C1'-C5).

@@ -12,7 +12,7 @@ generator. A sample's stream (initial noise, then per step: rotation, translatio
 therefore does not depend on how samples are chunked, and chunked == unchunked exactly.
 
 Precision: the denoiser may run under bf16/fp16 autocast; its output is cast to float32 and the
-augmentation, the update and the alignment (SVD) always run in float32 (DESIGN §3).
+augmentation, the update and the alignment (SVD) always run in float32 (docs/design.md §3).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ rotated and translated (Algorithm 19), noised at its own σ ~ σd·exp(p_mean + 
 denoised in one batched call. The loss is Protenix's
     total = alpha_diffusion · (mse + weight_smooth_lddt · smooth_lddt + alpha_bond · bond
                                + alpha_base_pair · base_pair)
-with the EDM weight (σ² + σd²)/(σ·σd)² on mse, bond and base_pair (DESIGN §5). `base_pair` is
+with the EDM weight (σ² + σd²)/(σ·σd)² on mse, bond and base_pair (docs/design.md §5). `base_pair` is
 rnadiff's addition (0 in Protenix): the bond loss over every base-atom pair across each annotated
 canonical base pair, against the true distances — it rewards formed H-bonds and coplanar pairs.
 

@@ -1,4 +1,4 @@
-"""Quality measures of RNA structures (DESIGN §7): RMSD, lDDT, TM-score, clashes, geometry, and
+"""Quality measures of RNA structures (docs/design.md §7): RMSD, lDDT, TM-score, clashes, geometry, and
 the validation report (base pairs, stacking, INF, pucker, backbone outliers); RNA only, with what
 was left out (protein, ions, ligands, water) counted.
 

@@ -1,4 +1,4 @@
-"""Steric clashes (DESIGN §7, MolProbity's definition on heavy atoms).
+"""Steric clashes (docs/design.md §7, MolProbity's definition on heavy atoms).
 
 A clash is a pair of heavy atoms more than three bonds apart whose van der Waals spheres overlap
 by ≥ 0.4 Å. Without explicit hydrogens a hydrogen bond between two polar atoms (N/O … N/O) looks

@@ -1,4 +1,4 @@
-"""Covalent-geometry checks against the monomer library (DESIGN §7).
+"""Covalent-geometry checks against the monomer library (docs/design.md §7).
 
 Bond-length and bond-angle outliers: |value − ideal| > 4 esd. Chirality errors: the signed volume
 (a − c)·((b − c) × (d − c)) at C1', C2', C3', C4' with the opposite sign to the library's

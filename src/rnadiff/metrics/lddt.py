@@ -1,4 +1,4 @@
-"""All-atom lDDT (DESIGN §7): 15 Å inclusion radius in the reference, thresholds 0.5/1/2/4 Å,
+"""All-atom lDDT (docs/design.md §7): 15 Å inclusion radius in the reference, thresholds 0.5/1/2/4 Å,
 pairs within one residue excluded, reference atoms missing from the model count as failures.
 
 Pairs come from the cell-list neighbour search on the reference, so memory grows with the number

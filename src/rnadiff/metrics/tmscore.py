@@ -1,4 +1,4 @@
-"""TM-score on C1' atoms with US-align's RNA d0 and a fixed residue correspondence (DESIGN §7).
+"""TM-score on C1' atoms with US-align's RNA d0 and a fixed residue correspondence (docs/design.md §7).
 
 The superposition that maximises TM is searched like TM-score/US-align do: Kabsch on seed
 fragments of several lengths at every position, then iterate "superpose on the atoms within

@@ -1,4 +1,4 @@
-"""The relax (AF2's restrained minimization, rewritten for RNA and for speed; DESIGN §8).
+"""The relax (AF2's restrained minimization, rewritten for RNA and for speed; docs/design.md §8).
 
 1. Covalent repair of the heavy atoms (`covalent.py`): library bonds, O3'–P links, angles and
    sugar volumes, restrained to the input. Inverted sugars are undone here, before hydrogens exist.

@@ -1,4 +1,4 @@
-"""Turn an arbitrary RNA atom table into something RNA.OL3 accepts (DESIGN §8 "what breaks raw OpenMM").
+"""Turn an arbitrary RNA atom table into something RNA.OL3 accepts (docs/design.md §8 "what breaks raw OpenMM").
 
 - names: AMBER/alias residue names (RA5, RG3, ADE …) become A/C/G/U; old atom names are already
   mapped by `AtomTable`; input hydrogens are dropped (they are re-placed);

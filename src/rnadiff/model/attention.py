@@ -3,7 +3,7 @@
 Two layouts share one module: full attention over tokens (bias [..., H, N, N]) and sequence-local
 attention over atoms (bias [..., H, n_trunks, n_queries, n_keys], see `windows.py`).
 The kernel is torch's scaled_dot_product_attention (flash / memory-efficient kernels where the
-device has them) in float32: the softmax stays fp32 under autocast, as DESIGN §3 asks.
+device has them) in float32: the softmax stays fp32 under autocast, as docs/design.md §3 asks.
 Padded keys get a large negative bias (-1e10, Protenix's value) so they receive zero weight.
 """
 from __future__ import annotations
