@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnadiff.chem.vocab import parent_of
+from rnadiff.chem.vocab import parent_of, template_name_for
 from rnadiff.metrics.atoms import AtomTable
 
 ResidueKey = tuple[str, int, str]  # chain, residue number, insertion code
@@ -34,14 +34,17 @@ class Nucleotides:
         self.keys: list[ResidueKey] = []
         self.labels: list[str] = []
         parents: list[str] = []
+        templates: list[str] = []
         self._atoms: list[dict[str, int]] = []
         for r in range(table.n_residues):
             lo, hi = int(starts[r]), int(starts[r + 1])
             self.keys.append((str(table.chain_ids[lo]), int(table.res_seqs[lo]), str(table.icodes[lo])))
             self.labels.append(table.residue_label(r))
             parents.append(parent_of(str(table.res_names[lo])) or "N")
+            templates.append(template_name_for(str(table.res_names[lo])) or parents[-1])
             self._atoms.append({str(n): k for n, k in zip(table.atom_names[lo:hi], range(lo, hi))})
         self.parents = tuple(parents)
+        self.template_names = tuple(templates)
         self._frames: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
 
     # ---- the AtomLayout interface canonical_pairs uses ---------------------------------
