@@ -26,7 +26,7 @@ plus `atom_mask` [*b, N_atom] / `token_mask` [*b, N_token] marking padding; coor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -65,7 +65,6 @@ class DiffusionCache:
     atoms: AtomConditioning
     decoder_biases: list[torch.Tensor] | None
     atom_mask: torch.Tensor | None  # [*b, N_atom] or None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class DiffusionModule(nn.Module):

@@ -86,11 +86,6 @@ class LocalWindows:
         out = x.index_select(dim, self.key_index.reshape(-1))
         return out.reshape(*x.shape[:dim], self.n_trunks, self.n_keys, *x.shape[dim + 1 :])
 
-    def unwindow_queries(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., n_trunks, n_queries, C] -> [..., N_atom, C] (drops the query padding)."""
-        x = x.reshape(*x.shape[:-3], self.n_trunks * self.n_queries, x.shape[-1])
-        return x[..., : self.n_atom, :]
-
     def gather_token_pairs(self, z_token: torch.Tensor, atom_to_token_idx: torch.Tensor) -> torch.Tensor:
         """Pair features of the tokens of each (query, key) atom pair.
 
