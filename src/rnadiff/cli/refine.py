@@ -128,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rnadiff.refine import load_refinement_model, write_c1_csv
-    from rnadiff.refine.core import denoiser_calls
-    from rnadiff.refine.shard import refine_one, refine_sharded
+    from rnadiff.refine.shard import refine_sharded
 
     import torch
 
@@ -151,39 +150,15 @@ def run(args: argparse.Namespace) -> int:
 
         ss = read_secondary_structure(args.ss)
     model, source = load_refinement_model(args.checkpoint)  # a bad checkpoint fails here, before any worker
-    outcomes = []
     if args.devices > 1 and len(inputs) > 1:
         del model
         outcomes = refine_sharded(inputs, args.devices, out=args.out, checkpoint=args.checkpoint, settings=settings,
                                   fmt=args.format, overwrite=args.overwrite,
                                   threads=args.threads, c1=bool(args.c1_csv), secondary_structure=ss)
         for o in outcomes:
-            if o.error is None:
-                print(o.line)
-            else:
-                print(f"rnadiff: error: {o.error}", file=sys.stderr)
+            _report(o)
     else:
-        calls = denoiser_calls(settings, model.sigma_data)
-        bar = None
-        if not args.no_progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=calls * len(inputs), unit="step", desc="refine", file=sys.stderr, leave=False)
-        for i, path in enumerate(inputs):
-            if bar is not None:
-                bar.set_postfix_str(Path(path).name)
-            o = refine_one(i, path, args.out, model, settings, fmt=args.format, overwrite=args.overwrite,
-                           checkpoint=source, c1=bool(args.c1_csv), secondary_structure=ss,
-                           progress=bar.update if bar is not None else None)
-            if o.error is None:
-                print(o.line)
-            else:
-                print(f"rnadiff: error: {o.error}", file=sys.stderr)
-            outcomes.append(o)
-            if bar is not None and bar.n < calls * (i + 1):
-                bar.update(calls * (i + 1) - bar.n)  # a failed input's share
-        if bar is not None:
-            bar.close()
+        outcomes = _refine_here(inputs, args, model, source, settings, ss)
     failed = [o.path for o in outcomes if o.error is not None]
     rows = [r for o in outcomes for r in o.c1_rows]
     if args.c1_csv and rows:
@@ -193,3 +168,39 @@ def run(args: argparse.Namespace) -> int:
             print(f"rnadiff: {len(failed)} of {len(inputs)} inputs failed", file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _report(outcome) -> None:
+    if outcome.error is None:
+        print(outcome.line)
+    else:
+        print(f"rnadiff: error: {outcome.error}", file=sys.stderr)
+
+
+def _refine_here(inputs, args, model, source, settings, ss) -> list:
+    """The inputs one after the other in this process, with a progress bar over denoiser calls."""
+    from pathlib import Path
+
+    from rnadiff.refine.core import denoiser_calls
+    from rnadiff.refine.shard import refine_one
+
+    calls = denoiser_calls(settings, model.sigma_data)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=calls * len(inputs), unit="step", desc="refine", file=sys.stderr, leave=False)
+    outcomes = []
+    for i, path in enumerate(inputs):
+        if bar is not None:
+            bar.set_postfix_str(Path(path).name)
+        o = refine_one(i, path, args.out, model, settings, fmt=args.format, overwrite=args.overwrite,
+                       checkpoint=source, c1=bool(args.c1_csv), secondary_structure=ss,
+                       progress=bar.update if bar is not None else None)
+        _report(o)
+        outcomes.append(o)
+        if bar is not None and bar.n < calls * (i + 1):
+            bar.update(calls * (i + 1) - bar.n)  # a failed input's share
+    if bar is not None:
+        bar.close()
+    return outcomes

@@ -290,6 +290,31 @@ def _cat_padded(parts: list[torch.Tensor], dim: int) -> torch.Tensor:
     return torch.cat(padded, dim=dim)
 
 
+def _start(eps0: torch.Tensor, sigma0: torch.Tensor, x_init: torch.Tensor | None, batch_shape: tuple[int, ...],
+           samples: tuple[int, int], device) -> torch.Tensor:
+    """The chunk's first x: σ_0·ε (de novo) or x_init + σ_0·ε (from given coordinates)."""
+    if x_init is None:
+        return sigma0 * eps0
+    x0 = x_init.to(device=device, dtype=torch.float32)
+    if x0.dim() == len(batch_shape) + 2:  # [..., N, 3] -> [..., S, N, 3]
+        x0 = x0.unsqueeze(-3)
+    else:
+        x0 = x0[..., samples[0]:samples[1], :, :]
+    return x0 + sigma0 * eps0
+
+
+def _early_stop_update(rule: EarlyStopping, prev: torch.Tensor, now: torch.Tensor, mask_s, calm, frozen, final,
+                       steps_run, step: int):
+    """One step of per-sample early stopping; returns (calm, frozen, final, steps_run)."""
+    # Consecutive predictions live in different random frames: compare after superposition.
+    change = aligned_rmsd(prev, now, mask_s)
+    calm = torch.where(change < rule.min_delta, calm + 1, torch.zeros_like(calm))
+    newly = (calm >= rule.patience) & ~frozen
+    final = torch.where(newly[..., None, None], now, final)
+    steps_run = torch.where(newly, torch.full_like(steps_run, step + 1), steps_run)
+    return calm, frozen | newly, final, steps_run
+
+
 def _sample_chunk(denoise_fn, *, sigmas, streams, samples, n_sample, n_atom, batch_shape, settings,
                   x_init, refine, atom_mask, early_stopping, return_trajectory, autocast_dtype,
                   check_finite, device, guidance=None) -> SamplerOutput:
@@ -304,16 +329,7 @@ def _sample_chunk(denoise_fn, *, sigmas, streams, samples, n_sample, n_atom, bat
         return streams.normal(idx, tail).reshape(*shape, *tail).to(device)
 
     mask_s = None if atom_mask is None else atom_mask.to(device=device, dtype=torch.float32).unsqueeze(-2)
-    eps0 = normal(n_atom, 3)
-    if refine:
-        x0 = x_init.to(device=device, dtype=torch.float32)
-        if x0.dim() == len(batch_shape) + 2:  # [..., N, 3] -> [..., S, N, 3]
-            x0 = x0.unsqueeze(-3)
-        else:
-            x0 = x0[..., c0:c1, :, :]
-        x_l = x0 + sigmas[0] * eps0
-    else:
-        x_l = sigmas[0] * eps0
+    x_l = _start(normal(n_atom, 3), sigmas[0], x_init if refine else None, batch_shape, (c0, c1), device)
     if mask_s is not None:
         x_l = x_l * mask_s.unsqueeze(-1)
 
@@ -353,13 +369,8 @@ def _sample_chunk(denoise_fn, *, sigmas, streams, samples, n_sample, n_atom, bat
 
         if early_stopping is not None:
             if prev_denoised is not None:
-                # Consecutive predictions live in different random frames: compare after superposition.
-                change = aligned_rmsd(prev_denoised, res.x_denoised, mask_s)
-                calm = torch.where(change < early_stopping.min_delta, calm + 1, torch.zeros_like(calm))
-                newly = (calm >= early_stopping.patience) & ~frozen
-                final = torch.where(newly[..., None, None], res.x_denoised, final)
-                steps_run = torch.where(newly, torch.full_like(steps_run, i + 1), steps_run)
-                frozen = frozen | newly
+                calm, frozen, final, steps_run = _early_stop_update(
+                    early_stopping, prev_denoised, res.x_denoised, mask_s, calm, frozen, final, steps_run, i)
                 if bool(frozen.all()):
                     break
             prev_denoised = res.x_denoised
