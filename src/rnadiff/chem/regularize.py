@@ -313,33 +313,6 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
     return x.reshape(coords.shape)
 
 
-def lbfgs(fun, x0: np.ndarray, max_iter: int = 200) -> np.ndarray:
-    """Minimise fun(x) -> (f, grad of x's shape) from x0 (any shape) with scipy's L-BFGS-B."""
-    shape = np.shape(x0)
-
-    def flat(z: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = fun(z.reshape(shape))
-        return float(f), np.asarray(g, np.float64).ravel()
-
-    return lbfgs_b(flat, np.asarray(x0, np.float64).ravel(), max_iter).x.reshape(shape)
-
-
-def restraint_energy(x: np.ndarray, bonds: np.ndarray, b0: np.ndarray, bw: np.ndarray, angles: np.ndarray,
-                     a0: np.ndarray, aw: np.ndarray, planes: list[tuple[np.ndarray, np.ndarray]],
-                     ) -> tuple[float, np.ndarray]:
-    """Bond/angle/plane energy and gradient [n, 3] of coords x [n, 3]; a0 in radians, weights
-    1/esd² (the plain form of `polish_energy`, for callers with their own variables)."""
-    esd = [1.0 / np.sqrt(np.asarray(w, np.float64)) for _, w in planes]
-    r = PolishRestraints(n_atoms=len(x), bonds=bonds, bond_lengths=b0, bond_esds=1.0 / np.sqrt(bw), angles=angles,
-                         angle_values=np.rad2deg(a0), angle_esds=np.rad2deg(1.0 / np.sqrt(aw)),
-                         planes=tuple(p for p, _ in planes), plane_esds=tuple(esd))
-    t = _Tiled(r, 1, PolishSettings())
-    x = np.asarray(x, np.float64)
-    g = _Grad(len(x))
-    e = sum(term(x, t, g) for term in (_bond_terms, _angle_terms, _plane_terms))
-    return e, g.total()
-
-
 def regularize_coords(
     coords: np.ndarray,
     bonds: np.ndarray, bond_lengths: np.ndarray, bond_esds: np.ndarray,
@@ -361,5 +334,5 @@ def regularize_coords(
     return polish_samples(coords[None], r, PolishSettings(max_iter=max_iter, tether=tether), ftol=1e-9)[0]
 
 
-__all__ = ["HBOND_ALLOWANCE", "PolishRestraints", "PolishSettings", "lbfgs", "lbfgs_b", "polish_energy",
-           "polish_samples", "regularize_coords", "restraint_energy"]
+__all__ = ["HBOND_ALLOWANCE", "PolishRestraints", "PolishSettings", "lbfgs_b", "polish_energy", "polish_samples",
+           "regularize_coords"]
