@@ -233,7 +233,7 @@ def sample_diffusion(
 
     De novo (start_index 0): x starts as σ_0·ε. Refinement (start_index > 0): x starts as
     x_init + σ_start·ε, with x_init [..., N, 3] or [..., S, N, 3] already complete (missing atoms
-    placed, see `rnadiff.diffusion.refinement`). Returns coordinates [..., S, N, 3] in float32.
+    placed, see `rnadiff.diffusion.starts`). Returns coordinates [..., S, N, 3] in float32.
 
     guidance (None = off, the plain Algorithm 18): corrects each denoised prediction and, with
     steering, resamples the samples within each chunk. Steering is refused with early stopping

@@ -3,7 +3,7 @@ complete starting coordinates, and one call of the Algorithm-18 sampler.
 
 Sampling from given coordinates (SDEdit-style) runs Algorithm 18 from an intermediate level
 σ_start with x = x_init + σ_start·ε; x_init must be complete, so missing atoms are first placed
-from ideal nucleotides on the given ones (`rnadiff.diffusion.refinement.place_missing_atoms`).
+from ideal nucleotides on the given ones (`rnadiff.diffusion.starts.place_missing_atoms`).
 Coordinates are sampled in a frame centred on the given atoms (the denoiser's σ_data scale
 assumes a centred frame) and moved back afterwards.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnadiff.diffusion.refinement import place_missing_atoms, start_index_for
+from rnadiff.diffusion.starts import place_missing_atoms, start_index_for
 from rnadiff.diffusion.sampler import DenoiseFn, EarlyStopping, SamplerOutput, SamplerSettings, sample_diffusion
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rnadiff.diffusion.augmentation import uniform_random_rotation
-from rnadiff.diffusion.refinement import place_missing_atoms, start_index_for
+from rnadiff.diffusion.starts import place_missing_atoms, start_index_for
 from rnadiff.diffusion.schedule import DiffusionSchedule
 
 

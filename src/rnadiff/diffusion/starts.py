@@ -1,4 +1,4 @@
-"""Starting points for refinement: where in the schedule to start, and where to put missing atoms.
+"""Starting points for sampling from given coordinates: where in the schedule to start, and where to put missing atoms.
 
 Refinement runs Algorithm 18 from an intermediate level σ_start with x = x_init + σ_start·ε
 (SDEdit-style) instead of pure noise. x_init must be complete, so atoms absent from the input are
