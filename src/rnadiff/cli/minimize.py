@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from rnadiff.cli.evaluate import json_safe
@@ -32,6 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rnadiff.io.atomic import atomic_write_text
     from rnadiff.minimize import MinimizationConfig, minimize_file
 
     config = MinimizationConfig().with_overrides(list(args.overrides))
@@ -43,10 +42,7 @@ def run(args: argparse.Namespace) -> int:
     report = minimize_file(args.input, args.out, config, overwrite=args.overwrite)
     text = json.dumps(json_safe(report), indent=2)
     if report_path is not None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{report_path.name}.", dir=report_path.parent or ".")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, report_path)
+        atomic_write_text(report_path, text + "\n", make_parents=False)
     a, b = report["before"], report["after"]
     print(f"minimized {args.input} -> {args.out}: E {report['energy_before_kJ_per_mol']:.0f} -> "
           f"{report['energy_after_kJ_per_mol']:.0f} kJ/mol, RMSD to start {report['rmsd_to_start']:.3f} Å, "
