@@ -130,3 +130,16 @@ def test_noisy_70nt_chain_meets_the_relax_acceptance(rna_dev_dir):
              for r in range(out.n_residues - 1)]
     assert len(links) == 70 and 1.5 <= min(links) and max(links) <= 1.7
     assert rmsd(out, nat)["rmsd"] < 0.6 * rmsd(noisy, nat)["rmsd"]
+
+
+@pytest.mark.slow
+def test_implicit_solvent_is_a_final_pass_after_the_reaction_field(native):
+    noisy = native.with_coords(native.coords + np.random.default_rng(2).normal(0, 0.3, native.coords.shape))
+    res = minimize_structure(noisy, config=_cfg(solvent="gbn2", max_outer_iterations=1))
+    stages = [s["stage"] for s in res.report["stages"]]
+    assert stages == ["covalent", "restrained", "gbn2 polish"]
+    assert res.report["solvent"] == "gbn2"
+    # energies are those of the GBn2 system, before and after its pass
+    assert res.report["energy_after_kJ_per_mol"] < res.report["energy_before_kJ_per_mol"]
+    after = structure_quality(res.table)
+    assert after["clashes"] == 0 and after["chirality_errors"] == 0 and after["link_outliers"] == 0
