@@ -119,3 +119,20 @@ def test_noisy_input_option_frees_the_given_atoms_and_the_summary_says_so(model,
         on_disk = json.loads((tmp_path / name / "1f27_B" / "summary.json").read_text())
         assert on_disk["settings"]["given_atom_tolerance_A"] == s.given_tolerance
     assert summary["samples"][0]["given_atom_max_deviation"] > 0.05  # noisy: moved (untrained model)
+
+
+@pytest.mark.parametrize("override", [
+    "anchoring.strength=0.0", "anchoring.until_sigma=0.0", "postprocess.regularize=false", "postprocess.tether=0.1",
+    "postprocess.max_iter=2", "start.dense_sigma=5.0", "start.dense_fraction=0.9",
+])
+def test_every_refine_group_key_changes_the_result(model, override):
+    import argparse
+
+    from rnadiff.cli.refine import settings_from
+
+    feats = reduced("backbone")  # a dense input: the start.* keys apply to it
+    ns = argparse.Namespace(samples=1, steps=30, seed=0, noisy_input=False, given_tolerance=0.0, no_guidance=True,
+                            minimize=False)
+    base = StagePipeline(model, settings_from(ns, [])).run(feats)
+    changed = StagePipeline(model, settings_from(ns, [override])).run(feats)
+    assert np.abs(base.samples - changed.samples).max() > 1e-4, override

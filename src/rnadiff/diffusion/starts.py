@@ -1,6 +1,6 @@
 """Starting points for sampling from given coordinates: where in the schedule to start, and where to put missing atoms.
 
-Refinement runs Algorithm 18 from an intermediate level σ_start with x = x_init + σ_start·ε
+Sampling from given coordinates runs Algorithm 18 from an intermediate level σ_start with x = x_init + σ_start·ε
 (SDEdit-style) instead of pure noise. x_init must be complete, so atoms absent from the input are
 placed first, all residues at once:
 - a residue with >= 3 given atoms: its ideal conformer (ref_pos) is superposed onto the given atoms
