@@ -134,6 +134,11 @@ class Lora:
     target_modules: List[str] = MISSING
 
 
+# The DiffusionModule constructor arguments among StageD's fields (the denoiser's dimensions).
+DENOISER_KEYS = ("sigma_data", "c_atom", "c_atompair", "c_token", "c_s", "c_z", "c_s_inputs", "c_noise_embedding",
+                 "atom_encoder", "transformer", "atom_decoder")
+
+
 @dataclass
 class StageD:
     sigma_data: float = MISSING

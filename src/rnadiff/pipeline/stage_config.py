@@ -11,12 +11,10 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rnadiff.config import CONFIG_DIR, validate
-from rnadiff.config.schema import StageD, typed
+from rnadiff.config.schema import DENOISER_KEYS, StageD, typed
 from rnadiff.errors import ConfigError
 
-# DiffusionModule constructor arguments that live at the top of model.stageD.
-MODULE_KEYS = ("sigma_data", "c_atom", "c_atompair", "c_token", "c_s", "c_z", "c_s_inputs",
-               "c_noise_embedding", "atom_encoder", "transformer", "atom_decoder")
+MODULE_KEYS = DENOISER_KEYS  # DiffusionModule constructor arguments at the top of model.stageD
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

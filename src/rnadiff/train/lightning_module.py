@@ -18,6 +18,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from rnadiff.config.schema import DENOISER_KEYS
 from rnadiff.diffusion.schedule import DiffusionSchedule
 from rnadiff.diffusion.training import (
     ExponentialMovingAverage,
@@ -30,8 +31,7 @@ from rnadiff.diffusion.training import (
 from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.train.examples import Example, make_generator
 
-DIFFUSION_KEYS = ("sigma_data", "c_atom", "c_atompair", "c_token", "c_s", "c_z", "c_s_inputs",
-                  "c_noise_embedding", "atom_encoder", "transformer", "atom_decoder")
+DIFFUSION_KEYS = DENOISER_KEYS  # one list of the denoiser's dimension keys (rnadiff.config.schema)
 
 
 def model_config_from_stage_d(stage_d: dict[str, Any], conditioner: dict[str, Any]) -> dict[str, Any]:
