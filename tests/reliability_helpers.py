@@ -18,7 +18,8 @@ TINY_DIFFUSION = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_at
                       atom_encoder=dict(n_blocks=1, n_heads=2), transformer=dict(n_blocks=1, n_heads=2),
                       atom_decoder=dict(n_blocks=1, n_heads=2))
 TINY_CONDITIONER = dict(c_atom=8, n_blocks=1, n_heads=2)
-FAST = ["--samples", "1", "--steps", "2", "--no-progress", "postprocess.max_iter=5"]
+# steps 4 + 20 polish iterations: the tiny random model's samples pass the output gate (2 steps do not)
+FAST = ["--samples", "1", "--steps", "4", "--no-progress", "postprocess.max_iter=20"]
 GOOD_PDB = EXAMPLES / "4phy_A_c1.pdb"  # 26 nt, C1' only
 
 

@@ -17,7 +17,8 @@ from tests.train_helpers import EXAMPLES
 TINY = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_atompair=8, c_noise_embedding=16,
             atom_encoder=dict(n_blocks=1, n_heads=2), transformer=dict(n_blocks=1, n_heads=2),
             atom_decoder=dict(n_blocks=1, n_heads=2))
-FAST = ["--samples", "2", "--steps", "6", "--no-progress", "--format", "pdb", "postprocess.max_iter=10"]
+# 8 steps + 30 polish iterations: the tiny random model's samples pass the output gate (6 + 10 do not)
+FAST = ["--samples", "2", "--steps", "8", "--no-progress", "--format", "pdb", "postprocess.max_iter=30"]
 TIMING = ("sampling_seconds", "runtime_s")
 
 

@@ -1,4 +1,9 @@
-"""refine_file: one input file → DIR/<stem>/sample_<k>.<fmt> + DIR/<stem>/summary.json.
+"""refine_file: one input file → DIR/<stem>/sample_<k>.<fmt> + DIR/<stem>/summary.json
+(refine_to_dir: the same for a structure already read, e.g. conformation T_k of a submission).
+
+summary.json holds the input's handedness verdict ("handedness") and, for a sample that failed
+the output gate (`rnadiff.refine.gate`), `"failed": reason` in its record; that sample's file is
+not written (the other samples keep their numbers, so the gap shows).
 
 The output directory of an input is built in a temporary sibling and moved into place at the
 end, so a failure leaves nothing half-written; an existing one is replaced only with overwrite.
@@ -19,7 +24,10 @@ import numpy as np
 from rnadiff.errors import InputError, OutputError
 from rnadiff.io import build_gemmi_structure, read_structure, write_structure
 from rnadiff.metrics import AtomTable, structure_quality
+from rnadiff.pipeline.finish import spread
 from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
+from rnadiff.refine.gate import GateInput, gate_failures
+from rnadiff.refine.mirror import check_mirror
 
 FORMATS = ("cif", "pdb")
 
@@ -67,32 +75,66 @@ def refine_file(
     checkpoint: str = "",
     progress: Callable[[int], None] | None = None,
     secondary_structure: str | None = None,
+    mirror: str = "note",
 ) -> tuple[dict[str, Any], RefineResult]:
-    """Refine `path` and write its samples and summary; returns (summary, result).
+    """Refine `path` and write its samples and summary into DIR/<stem>/; returns (summary, result).
 
     minimize_config (a MinimizationConfig) replaces `settings.minimization` when given;
-    secondary_structure (dot-bracket) gives the model the input's base pairs."""
+    secondary_structure (dot-bracket) gives the model the input's base pairs; mirror: what a
+    left-handed input gets (`rnadiff.refine.mirror`)."""
+    target = output_dir_for(path, out_dir)
+    _check_output(target, fmt, overwrite)
+    structure = read_structure(path, max_residues=settings.max_sequence_length)
+    return refine_to_dir(structure, str(path), target, model, settings, fmt=fmt, overwrite=overwrite,
+                         minimize_config=minimize_config, checkpoint=checkpoint, progress=progress,
+                         secondary_structure=secondary_structure, mirror=mirror)
+
+
+def _check_output(target: Path, fmt: str, overwrite: bool) -> None:
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r}; choose cif or pdb")
-    target = output_dir_for(path, out_dir)
     if target.exists() and not overwrite:
         raise OutputError(f"{target}: already exists (use --overwrite to replace it)")
+
+
+def refine_to_dir(structure: Any, source: str, target: Path, model: Any, settings: RefineSettings, *,
+                  fmt: str = "cif", overwrite: bool = False, minimize_config: Any = None, checkpoint: str = "",
+                  progress: Callable[[int], None] | None = None, secondary_structure: str | None = None,
+                  mirror: str = "note") -> tuple[dict[str, Any], RefineResult]:
+    """Refine an `RNAStructure` read from `source` (a file, or `FILE:T_k` of a submission) into
+    `target`: the samples that pass the output gate (`rnadiff.refine.gate`) and summary.json, whose
+    record of a failed sample holds `"failed": reason` instead of a file."""
+    _check_output(target, fmt, overwrite)
     if minimize_config is not None:
         settings = dataclasses.replace(settings, minimization=minimize_config)
-    structure = read_structure(path, max_residues=settings.max_sequence_length)
+    structure, mirror_check = check_mirror(structure, source, mirror)
     result = refine_structure(structure, model, settings, progress=progress, secondary_structure=secondary_structure)
-    summary = _summary(path, checkpoint, settings, result, fmt)
+    failures = gate_failures(GateInput.from_result(result, settings.given_tolerance))
+    summary = _summary(source, checkpoint, settings, result, fmt)
     summary["secondary_structure"] = secondary_structure
+    summary["handedness"] = mirror_check.summary()
+    for rec, reason in zip(summary["samples"], failures):
+        if reason is not None:
+            rec["failed"] = reason
+    passed = [k for k, reason in enumerate(failures) if reason is None]
+    _write_dir(target, result, passed, summary, fmt)
+    return summary, result
+
+
+def _write_dir(target: Path, result: RefineResult, passed: list[int], summary: dict[str, Any], fmt: str) -> None:
+    """The passing samples and summary.json, built in a temporary sibling and moved into place."""
     layout = result.features.layout
+    # B-factor = per-atom spread of the samples as written (after any minimization); a failed
+    # sample (possibly non-finite) takes no part in it
+    b_factors = spread(result.samples[passed]) if passed else None
     try:  # created only now, so a failed input leaves nothing behind
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{target.parent}: cannot create the output folder ({exc.strerror or exc})") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        for k, x in enumerate(result.samples):
-            # B-factor = per-atom spread of the samples as written (after any minimization)
-            write_structure(tmp / f"sample_{k}.{fmt}", layout, x, b_factors=result.b_factors, fmt=fmt)
+        for k in passed:
+            write_structure(tmp / f"sample_{k}.{fmt}", layout, result.samples[k], b_factors=b_factors, fmt=fmt)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)
         if target.exists():
@@ -100,7 +142,11 @@ def refine_file(
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return summary, result
+
+
+def _number(v) -> float | None:
+    """JSON has no NaN: a non-finite value (a broken sample) is null."""
+    return round(float(v), 4) if np.isfinite(v) else None
 
 
 def _records(result: RefineResult) -> list[dict[str, Any]]:
@@ -108,14 +154,15 @@ def _records(result: RefineResult) -> list[dict[str, Any]]:
     per_sample_seconds = result.seconds / len(result.samples)
     records = []
     for k, x in enumerate(result.samples):
-        rec: dict[str, Any] = {"sample": k, "given_atom_rmsd": round(float(result.given_rmsd[k]), 4),
-                               "given_atom_max_deviation": round(float(result.given_max_deviation[k]), 4),
-                               "sampled_given_atom_rmsd": round(float(result.sampled_given_rmsd[k]), 4)}
+        rec: dict[str, Any] = {"sample": k, "given_atom_rmsd": _number(result.given_rmsd[k]),
+                               "given_atom_max_deviation": _number(result.given_max_deviation[k]),
+                               "sampled_given_atom_rmsd": _number(result.sampled_given_rmsd[k])}
         seconds = per_sample_seconds
         if result.minimization is not None:
             rec["minimization"] = result.minimization[k]
             seconds += result.minimization_seconds[k]
-        rec.update(_quality(layout, x))
+        if np.isfinite(x).all():  # a non-finite sample has no geometry to score (the gate fails it)
+            rec.update(_quality(layout, x))
         rec["runtime_s"] = round(seconds, 3)
         records.append(rec)
     return records

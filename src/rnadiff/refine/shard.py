@@ -31,6 +31,7 @@ class InputOutcome:
     line: str | None = None
     error: str | None = None
     c1_rows: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # full stderr lines (a mirror image)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ShardJob:
     threads: int
     c1: bool
     secondary_structure: str | None = None
+    mirror: str = "note"
 
 
 def shard_indices(n_inputs: int, n_workers: int) -> list[list[int]]:
@@ -56,27 +58,51 @@ def shard_indices(n_inputs: int, n_workers: int) -> list[list[int]]:
 
 def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *, fmt: str, overwrite: bool,
                checkpoint: str, c1: bool, minimize_config: Any = None,
-               progress: Callable[[int], None] | None = None, secondary_structure: str | None = None) -> InputOutcome:
-    """Refine one input (files via `refine_file`); errors of the input become the outcome's error."""
+               progress: Callable[[int], None] | None = None, secondary_structure: str | None = None,
+               mirror: str = "note") -> InputOutcome:
+    """Refine one input file (files via `refine_file`); errors of the input become the outcome's error."""
     from rnadiff.refine import refine_file
-    from rnadiff.refine.c1csv import c1_rows
     from rnadiff.refine.files import output_dir_for
 
-    outcome = InputOutcome(index=index, path=str(path))
+    target = output_dir_for(path, out)
+    outcome, _, _ = run_input(index, str(path), target, c1, lambda: refine_file(
+        path, out, model, settings, fmt=fmt, overwrite=overwrite, minimize_config=minimize_config,
+        checkpoint=checkpoint, progress=progress, secondary_structure=secondary_structure, mirror=mirror))
+    return outcome
+
+
+def run_input(index: int, source: str, target: Path, c1: bool, work: Callable[[], tuple[dict, Any]]):
+    """(outcome, summary, result) of `work()` (a refine_file/refine_to_dir call writing `target`):
+    its report line, its mirror note, and its error -- an input error, or samples that failed the
+    output gate (they were not written; the others were, and the line says so too). summary and
+    result are None when the input failed before anything was written."""
+    from rnadiff.refine.c1csv import c1_rows
+    from rnadiff.refine.mirror import mirror_note
+
+    outcome = InputOutcome(index=index, path=source)
     try:
-        summary, result = refine_file(path, out, model, settings, fmt=fmt, overwrite=overwrite,
-                                      minimize_config=minimize_config, checkpoint=checkpoint, progress=progress,
-                                      secondary_structure=secondary_structure)
-        if c1:
-            outcome.c1_rows = c1_rows(output_dir_for(path, out).name, result.features.layout, result.samples)
-        worst = max(r["clashes_per_1000_atoms"] for r in summary["samples"])
-        outcome.line = (f"{path}: {summary['n_residues']} nt, {len(summary['samples'])} samples -> "
-                        f"{output_dir_for(path, out)} ({summary['sampling_seconds']:.1f} s, given-atom RMSD "
-                        f"{min(r['given_atom_rmsd'] for r in summary['samples']):.2f} Å, clashes/1000 <= {worst:.1f})")
+        summary, result = work()
     except RnadiffError as exc:
         text = str(exc)
-        outcome.error = text if str(path) in text else f"{path}: {text}"
-    return outcome
+        outcome.error = text if source in text else f"{source}: {text}"
+        return outcome, None, None
+    note = mirror_note(source, summary["handedness"])
+    if note is not None:
+        outcome.notes.append(note)
+    records = summary["samples"]
+    failed = [r for r in records if "failed" in r]
+    passed = [r for r in records if "failed" not in r]
+    if failed:
+        outcome.error = (f"{source}: {len(failed)} of {len(records)} samples failed the output gate and were not "
+                         f"written (sample {failed[0]['sample']}: {failed[0]['failed']}); see {target}/summary.json")
+    if passed:
+        worst = max(r["clashes_per_1000_atoms"] for r in passed)
+        outcome.line = (f"{source}: {summary['n_residues']} nt, {len(passed)} samples -> {target} "
+                        f"({summary['sampling_seconds']:.1f} s, given-atom RMSD "
+                        f"{min(r['given_atom_rmsd'] for r in passed):.2f} Å, clashes/1000 <= {worst:.1f})")
+    if c1 and not failed:  # the C1' table needs every sample
+        outcome.c1_rows = c1_rows(target.name, result.features.layout, result.samples)
+    return outcome, summary, result
 
 
 def run_shard(job: ShardJob) -> list[InputOutcome]:
@@ -88,13 +114,14 @@ def run_shard(job: ShardJob) -> list[InputOutcome]:
     torch.set_num_threads(job.threads)
     model, source = load_refinement_model(job.checkpoint)
     return [refine_one(i, p, job.out, model, job.settings, fmt=job.fmt, overwrite=job.overwrite,
-                       checkpoint=source, c1=job.c1, secondary_structure=job.secondary_structure)
+                       checkpoint=source, c1=job.c1, secondary_structure=job.secondary_structure,
+                       mirror=job.mirror)
             for i, p in job.inputs]
 
 
 def refine_sharded(inputs: list[str], n_workers: int, *, out: str, checkpoint: str | None, settings, fmt: str,
                    overwrite: bool, threads: int, c1: bool,
-                   secondary_structure: str | None = None) -> list[InputOutcome]:
+                   secondary_structure: str | None = None, mirror: str = "note") -> list[InputOutcome]:
     """Refine `inputs` over `n_workers` processes; outcomes in input order."""
     from rnadiff.refine.files import output_dir_for
 
@@ -118,7 +145,7 @@ def refine_sharded(inputs: list[str], n_workers: int, *, out: str, checkpoint: s
     keep = set(runnable)
     jobs = [ShardJob(inputs=[(i, str(inputs[i])) for i in shard if i in keep], out=str(out),
                      checkpoint=checkpoint, settings=settings, fmt=fmt, overwrite=overwrite,
-                     threads=threads, c1=c1, secondary_structure=secondary_structure)
+                     threads=threads, c1=c1, secondary_structure=secondary_structure, mirror=mirror)
             for shard in shard_indices(len(inputs), n_workers)]
     jobs = [j for j in jobs if j.inputs]
     if jobs:
