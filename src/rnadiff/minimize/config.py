@@ -48,7 +48,7 @@ class MinimizationConfig:
     cpu_threads: int = 1               # 0 = every usable core (not reproducible)
     max_outer_iterations: int = 3
     hydrogens: bool = False            # keep hydrogens in the output
-    chirality_k: float = 1.0e8         # kJ/mol/nm⁶, signed-volume restraint on inverted sugars
+    chirality_k: float = 1.0e8         # kJ/mol/nm⁶, sugar signed volumes (covalent pass) and hand guard
     modified_restraint_k: float = 100.0  # kcal/mol/Å², holds modified nucleotides in place
     seed: int = 0                      # pdbfixer's placement of missing atoms
 
