@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from rnadiff.checkpoints.container import load_weights, locate_container, make_document, write_container
+from rnadiff.checkpoints.files import TORCH, safe_torch_load, sniff
 from rnadiff.errors import CheckpointError
 from rnadiff.model.refinement_model import RefinementModel
+
+# The checkpoint shipped in the package (`rnadiff refine` without --checkpoint).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "default"
 
 FORMAT = "rnadiff-refinement-model"
 FORMAT_VERSION = 1
@@ -70,3 +74,38 @@ def _locate(path: Path) -> tuple[Path, dict[str, Any]]:
     if "diffusion" not in document["model"]:
         raise CheckpointError(f"{path}: config lacks the model section")
     return weights_path, document
+
+
+def model_from_lightning_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tuple[RefinementModel, dict[str, Any]]:
+    """(RefinementModel with the EMA or raw weights, info: step, hparams) from our Lightning .ckpt."""
+    ckpt = safe_torch_load(path)
+    try:
+        hp = ckpt["hyper_parameters"]
+        model = RefinementModel(**hp["model_config"])
+        if use_ema:
+            state = ckpt["ema"]
+        else:
+            state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        model.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not an rnadiff training checkpoint ({exc})") from None
+    info = {"steps": int(ckpt.get("global_step", 0)), "provenance": hp.get("provenance") or {},
+            "weights": "ema" if use_ema else "raw", "source_checkpoint": str(path)}
+    for name, state in (ckpt.get("callbacks") or {}).items():
+        score = state.get("best_model_score") if isinstance(state, dict) else None
+        if name.startswith("ModelCheckpoint") and score is not None:
+            info["best_val_loss"] = float(score)  # EMA weights on the held-out sequences
+    return model.eval(), info
+
+
+def load_refinement_model(path: str | os.PathLike | None = None) -> tuple[RefinementModel, str]:
+    """(model in eval mode, description of its source). None: the checkpoint shipped in the package."""
+    if path is None:
+        if not (DEFAULT_CHECKPOINT / "config.json").is_file():
+            raise CheckpointError(f"no default checkpoint in {DEFAULT_CHECKPOINT}; pass --checkpoint PATH")
+        return load_refinement_checkpoint(DEFAULT_CHECKPOINT), "default"
+    p = Path(path)
+    if p.is_file() and sniff(p) == TORCH:  # a training checkpoint of `rnadiff train`: its EMA weights
+        model, _ = model_from_lightning_checkpoint(p)
+        return model, str(p)
+    return load_refinement_checkpoint(p), str(p)

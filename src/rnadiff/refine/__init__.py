@@ -6,10 +6,10 @@
 """
 from __future__ import annotations
 
+from rnadiff.checkpoints.refinement import DEFAULT_CHECKPOINT, load_refinement_model
 from rnadiff.refine.c1csv import c1_rows, write_c1_csv
 from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
 from rnadiff.refine.files import refine_file
-from rnadiff.refine.models import DEFAULT_CHECKPOINT, load_refinement_model
 
 __all__ = ["DEFAULT_CHECKPOINT", "RefineResult", "RefineSettings", "c1_rows", "load_refinement_model",
            "refine_file", "refine_structure", "write_c1_csv"]

@@ -7,39 +7,13 @@ The EMA weights are exported unless --raw. The Lightning file is read with weigh
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rnadiff.checkpoints.files import safe_torch_load
-from rnadiff.errors import CheckpointError
-from rnadiff.checkpoints.refinement import save_refinement_checkpoint
-from rnadiff.model.refinement_model import RefinementModel
-
-
-def model_from_lightning_checkpoint(path: str | os.PathLike, use_ema: bool = True) -> tuple[RefinementModel, dict[str, Any]]:
-    """(RefinementModel with the EMA or raw weights, info: step, hparams) from our Lightning .ckpt."""
-    ckpt = safe_torch_load(path)
-    try:
-        hp = ckpt["hyper_parameters"]
-        model = RefinementModel(**hp["model_config"])
-        if use_ema:
-            state = ckpt["ema"]
-        else:
-            state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-        model.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not an rnadiff training checkpoint ({exc})") from None
-    info = {"steps": int(ckpt.get("global_step", 0)), "provenance": hp.get("provenance") or {},
-            "weights": "ema" if use_ema else "raw", "source_checkpoint": str(path)}
-    for name, state in (ckpt.get("callbacks") or {}).items():
-        score = state.get("best_model_score") if isinstance(state, dict) else None
-        if name.startswith("ModelCheckpoint") and score is not None:
-            info["best_val_loss"] = float(score)  # EMA weights on the held-out sequences
-    return model.eval(), info
+from rnadiff.checkpoints.refinement import model_from_lightning_checkpoint, save_refinement_checkpoint
 
 
 def export_lightning_checkpoint(path, out, *, use_ema: bool = True, overwrite: bool = False,

@@ -156,7 +156,7 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
     model_config = model_config_from_stage_d(stage_d, conditioner)
     init_model = None
     if cfg.trainer.get("init_from"):
-        from rnadiff.refine.models import load_refinement_model
+        from rnadiff.checkpoints.refinement import load_refinement_model
 
         # The architecture comes from the checkpoint; model.stageD still gives schedule and losses.
         init_model, source = load_refinement_model(None if cfg.trainer.init_from == "default" else cfg.trainer.init_from)
