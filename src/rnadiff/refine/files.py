@@ -26,7 +26,7 @@ from rnadiff.io import build_gemmi_structure, read_structure, write_structure
 from rnadiff.metrics import AtomTable, structure_quality
 from rnadiff.pipeline.finish import spread
 from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
-from rnadiff.refine.gate import GateInput, gate_failures
+from rnadiff.refine.gate import GateError, GateInput, gate_failures
 from rnadiff.refine.mirror import check_mirror
 
 FORMATS = ("cif", "pdb")
@@ -103,7 +103,7 @@ def refine_to_dir(structure: Any, source: str, target: Path, model: Any, setting
                   mirror: str = "note") -> tuple[dict[str, Any], RefineResult]:
     """Refine an `RNAStructure` read from `source` (a file, or `FILE:T_k` of a submission) into
     `target`: the samples that pass the output gate (`rnadiff.refine.gate`) and summary.json, whose
-    record of a failed sample holds `"failed": reason` instead of a file."""
+    record of a failed sample holds `"failed": reason` instead of a file; when no sample passes, GateError and nothing written."""
     _check_output(target, fmt, overwrite)
     if minimize_config is not None:
         settings = dataclasses.replace(settings, minimization=minimize_config)
@@ -117,6 +117,10 @@ def refine_to_dir(structure: Any, source: str, target: Path, model: Any, setting
         if reason is not None:
             rec["failed"] = reason
     passed = [k for k, reason in enumerate(failures) if reason is None]
+    if not passed:  # nothing worth a directory: the input fails like any other, nothing written
+        first = failures[0]
+        raise GateError(f"{'the sample' if len(failures) == 1 else f'all {len(failures)} samples'} failed the "
+                        f"output gate (sample 0: {first}); nothing written")
     _write_dir(target, result, passed, summary, fmt)
     return summary, result
 

@@ -128,7 +128,7 @@ def _refine_conformation(target, k: int, index: int, out: Path, model, settings,
         structure = target.structure(k)  # the physical checks; an InputError names file, line and T_k
         return refine_to_dir(structure, source, out / target_dir_name(name, target.path), model, settings, **options)
 
-    outcome, summary, result = run_input(index, source, out / name, False, work)
+    outcome, summary, result = run_input(index, source, out / name, False, work, named_by=(str(target.path), name))
     if outcome.error is not None or result is None:
         return outcome, None
     return outcome, c1_coordinates(result.features.layout, result.samples)

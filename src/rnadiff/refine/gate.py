@@ -13,6 +13,8 @@ A sample fails when any of these holds (the first one found is its reason):
 - the radius of gyration exceeds both the input's (its given atoms) + `RG_SLACK_A` and
   `RG_FACTOR` x the compact-RNA law 5.5 Å * N^(1/3) (Hyeon & Thirumalai 2006) + `RG_SLACK_A`:
   an exploded sample, far larger than the input and than any folded RNA of that length.
+A failed sample is not written; its summary.json record holds `"failed": reason`; when every
+sample fails, the input fails (`GateError`) and nothing is written.
 Limits are deliberately loose: the gate catches broken output, not poor models (those are what
 the summary's quality numbers are for).
 """
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnadiff.errors import RnadiffError
+
 GIVEN_SLACK_A = 0.05
 NOISY_GIVEN_RMSD_A = 10.0
 BOND_STRETCH = 2.0
@@ -29,6 +33,10 @@ LINK_LIMIT_A = 12.0
 RG_COMPACT_A = 5.5
 RG_FACTOR = 3.0
 RG_SLACK_A = 20.0
+
+
+class GateError(RnadiffError):
+    """Every sample of an input failed the output gate."""
 
 
 @dataclass(frozen=True)
@@ -104,4 +112,4 @@ def gate_failures(g: GateInput) -> list[str | None]:
     return [sample_failure(g, k) for k in range(len(g.samples))]
 
 
-__all__ = ["GateInput", "gate_failures", "rg_limit", "radius_of_gyration", "sample_failure"]
+__all__ = ["GateError", "GateInput", "gate_failures", "rg_limit", "radius_of_gyration", "sample_failure"]

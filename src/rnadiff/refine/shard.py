@@ -71,11 +71,13 @@ def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *
     return outcome
 
 
-def run_input(index: int, source: str, target: Path, c1: bool, work: Callable[[], tuple[dict, Any]]):
+def run_input(index: int, source: str, target: Path, c1: bool, work: Callable[[], tuple[dict, Any]],
+              named_by: tuple[str, ...] = ()):
     """(outcome, summary, result) of `work()` (a refine_file/refine_to_dir call writing `target`):
     its report line, its mirror note, and its error -- an input error, or samples that failed the
     output gate (they were not written; the others were, and the line says so too). summary and
-    result are None when the input failed before anything was written."""
+    result are None when the input failed before anything was written. An error message that
+    holds all of `named_by` (default: `source`) already names the input and is not prefixed."""
     from rnadiff.refine.c1csv import c1_rows
     from rnadiff.refine.mirror import mirror_note
 
@@ -84,7 +86,8 @@ def run_input(index: int, source: str, target: Path, c1: bool, work: Callable[[]
         summary, result = work()
     except RnadiffError as exc:
         text = str(exc)
-        outcome.error = text if source in text else f"{source}: {text}"
+        named = all(part in text for part in (named_by or (source,)))
+        outcome.error = text if named else f"{source}: {text}"
         return outcome, None, None
     note = mirror_note(source, summary["handedness"])
     if note is not None:
