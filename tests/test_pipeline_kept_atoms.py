@@ -136,3 +136,24 @@ def test_every_refine_group_key_changes_the_result(model, override):
     base = StagePipeline(model, settings_from(ns, [])).run(feats)
     changed = StagePipeline(model, settings_from(ns, [override])).run(feats)
     assert np.abs(base.samples - changed.samples).max() > 1e-4, override
+
+
+def test_written_b_factors_are_the_spread_of_the_written_minimized_samples(model, tmp_path):
+    pytest.importorskip("openmm")
+    import gemmi
+
+    from rnadiff.minimize import MinimizationConfig
+    from rnadiff.refine import refine_file
+
+    config = MinimizationConfig(steps=20, max_outer_iterations=1, solvent="vacuum")
+    settings = PipelineSettings(n_samples=2, num_steps=6, minimization=config)
+    summary, _ = refine_file(EXAMPLES / "4phy_A_c1.pdb", tmp_path, model, settings)
+    assert all("minimization" in r for r in summary["samples"])
+    coords, b = [], None
+    for k in range(2):
+        st = gemmi.read_structure(str(tmp_path / "4phy_A_c1" / f"sample_{k}.cif"))
+        atoms = [a for r in st[0][0] for a in r]
+        coords.append([[a.pos.x, a.pos.y, a.pos.z] for a in atoms])
+        b = np.array([a.b_iso for a in atoms])
+    np.testing.assert_allclose(b, spread(np.array(coords)), atol=0.011)  # file precision: 0.01 Å² / 0.001 Å
+    assert b.max() > 0.5

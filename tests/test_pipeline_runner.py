@@ -70,7 +70,7 @@ def test_unknown_minimization_method_fails_before_sampling():
                          stage={"energy_minimization": {"enabled": True, "method": "nonsense"}}))
 
 
-@pytest.mark.slow  # ~100 s: three OpenMM minimizations of an untrained model's samples
+@pytest.mark.slow  # three OpenMM minimizations of an untrained model's samples (~15 s)
 def test_energy_minimization_keys_are_honoured():
     pytest.importorskip("openmm")
     feats, partial, _ = c1_only()
