@@ -97,6 +97,17 @@ def good_cif_text() -> str:
     return st.make_mmcif_document().as_string()
 
 
+def mirrored_pdb_text(path: Path) -> str:
+    """The structure reflected through the plane y = 0 (its mirror image)."""
+    import gemmi
+
+    st = gemmi.read_structure(str(path))
+    for res in st[0][0]:
+        for atom in res:
+            atom.pos = gemmi.Position(atom.pos.x, -atom.pos.y, atom.pos.z)
+    return st.make_pdb_string()
+
+
 class RunsShell:
     """Unpickling this runs `touch marker`."""
 
@@ -174,6 +185,19 @@ def build_corpus(root: Path, ckpt: Path) -> list[Case]:
                 c1_chain(SEQ, coord=lambda k: (-999.0, 0.0, 0.0) if k == 5 else (5.9 * k, 0.1 * k, 0.0)),
                 ["neighbours"])
     refine_case("c1_trace_all_zero", "zeros.pdb", c1_chain(SEQ, coord=lambda k: (0.0, 0.0, 0.0)), ["collapsed"])
+    # issue 18 (refine's inputs): a mirror image refused on request, malformed submissions, a gated sample
+    refine_case("mirror_error", "mirror.pdb", mirrored_pdb_text(GOOD_PDB), ["mirror"], extra=["--mirror", "error"])
+    header = "ID,resname,resid,x_1,y_1,z_1"
+    for cid, name, text, problem in (
+            ("submission_bad_header", "sub_header.csv", "ID,sequence,x\nT_1,G,1\n", ["header"]),
+            ("submission_not_a_number", "sub_number.csv", f"{header}\nT_1,G,1,0,0,0\nT_2,C,2,5.9,12.x3,0\n",
+             ["not a number"]),
+            ("submission_unknown_residue", "sub_residue.csv", f"{header}\nT_1,XYZ,1,0,0,0\n", ["unknown residue"])):
+        (inp / name).write_text(text)
+        cases.append(Case(cid, ["refine", "--from-c1-csv", str(inp / name), "--out", str(out), "--checkpoint", str(ckpt),
+                                *FAST], [name], problem, watch=root))
+    # two steps of the whole schedule explode the samples (the tiny model's and the packaged one's): gated
+    refine_case("gate_exploded_sample", "exploding.pdb", good, ["output gate"], extra=["--steps", "2"])
     dup = good.splitlines()
     refine_case("duplicate_atoms", "dup.pdb", "\n".join(dup[:4] + [dup[3]] + dup[4:]) + "\n", ["duplicate"])
     refine_case("zero_residues", "noatoms.pdb", "HEADER    RNA\nREMARK  nothing here\nEND\n", ["no atom", "no residue", "no rna", "empty", "nothing"])

@@ -25,7 +25,8 @@ IDS = ["empty", "blank_lines", "truncated_cif", "truncated_pdb_line", "binary", 
        "evaluate_binary_model", "evaluate_missing_reference", "minimize_fasta", "minimize_out_under_file",
        "minimize_bad_override", "convert_protenix_malicious", "convert_protenix_text",
        "garbage_coordinate_fields", "garbage_cif_coordinate", "missing_cif_coordinate", "residue_atoms_far_apart",
-       "c1_trace_every_other_9999", "one_residue_far_away", "c1_trace_all_zero"]
+       "c1_trace_every_other_9999", "one_residue_far_away", "c1_trace_all_zero", "mirror_error",
+       "submission_bad_header", "submission_not_a_number", "submission_unknown_residue", "gate_exploded_sample"]
 SUBPROCESS_DEFAULT = {"binary", "ckpt_malicious_pickle", "override_unknown_key", "garbage_coordinate_fields"}
 
 
