@@ -51,7 +51,7 @@ def load_config(overrides: list[str] | None = None, *, config_name: str = "refin
         if saved is not None:
             gh.clear()
             gh.initialize(saved)
-    cfg.model.stageD = typed(cfg.model.stageD, StageD)  # types checked once, here
+    cfg.model.stageD = typed(cfg.model.stageD, StageD, "model.stageD")  # types checked once, here
     validate(cfg)
     return cfg
 

@@ -189,8 +189,9 @@ class RefineGroup:
     postprocess: Postprocess = field(default_factory=Postprocess)
 
 
-def typed(node: Any, schema: type) -> DictConfig:
-    """`node` (a mapping or DictConfig) merged onto `schema`; ConfigError on a wrong type or key."""
+def typed(node: Any, schema: type, where: str = "") -> DictConfig:
+    """`node` (a mapping or DictConfig) merged onto `schema`; ConfigError on a wrong type or key
+    (named with the `where` prefix, e.g. "model.stageD")."""
     if OmegaConf.is_config(node):
         node = OmegaConf.to_container(node, resolve=True)
     try:
@@ -198,6 +199,7 @@ def typed(node: Any, schema: type) -> DictConfig:
         OmegaConf.to_container(merged, throw_on_missing=True)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
+        key = f"{where}.{key}" if where and key else key
         text = " ".join(str(exc).split("\n")[0].split())
         raise ConfigError(f"configuration value {key}: {text}" if key else f"configuration: {text}") from None
     return merged

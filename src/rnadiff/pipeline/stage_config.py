@@ -57,7 +57,7 @@ def resolve_stage_d(diffusion_config: Mapping[str, Any] | None) -> dict[str, Any
         merged = OmegaConf.merge(base, user)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"diffusion_config: {str(exc).splitlines()[0]}") from None
-    merged = typed(merged, StageD)
+    merged = typed(merged, StageD, "model.stageD")
     validate(OmegaConf.create({"model": {"stageD": merged}}))
     return OmegaConf.to_container(merged, resolve=True)
 
