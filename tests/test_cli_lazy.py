@@ -4,6 +4,7 @@ torch imported already."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,18 @@ def test_command_output_into_closed_pipe_ends_quietly():
 def test_unknown_command_is_one_line_exit_2():
     out = subprocess.run([sys.executable, "-m", "rnadiff.cli.main", "frobnicate"], capture_output=True, text=True)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "frobnicate" in out.stderr
+
+
+def test_openmp_workers_sleep_unless_the_user_chose():
+    code = ("import os, contextlib, io\n"
+            "from rnadiff.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: main(['--help'])\n"
+            "    except SystemExit: pass\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "PASSIVE", out.stderr
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert out.stdout.strip() == "ACTIVE", out.stderr
