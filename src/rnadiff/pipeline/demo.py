@@ -74,11 +74,28 @@ def train_and_regenerate(
         "s_trunk": torch.nn.Parameter(torch.randn(n_tok, SMALL_MODEL["c_s"]) * 0.5),
         "z_trunk": torch.nn.Parameter(torch.randn(n_tok, n_tok, SMALL_MODEL["c_z"]) * 0.5),
     }).to(device)
+    lines, loss, t0 = _train(mgr, cond, f, {"coordinate": x_true, "coordinate_mask": present}, steps=steps, lr=lr,
+                             seed=seed, log=log)
+    train_s = time.time() - t0
+    t1 = time.time()
+    emb = {k: v.detach() for k, v in cond.items()}
+    samples = mgr.multi_step_inference(
+        None, emb, {"N_sample": n_sample, "num_steps": sampling_steps, "seed": seed + 1}, override_input_features=f
+    )[0]  # [n_sample, N, 3]
+    sample_s = time.time() - t1
+    rmsd = aligned_rmsd(samples, x_true.expand(n_sample, -1, -1), present.expand(n_sample, -1))
+    # superpose every sample onto the input for writing
+    aligned = weighted_rigid_align(samples, x_true.expand(n_sample, -1, -1), present.expand(n_sample, -1))
+    result = DemoResult([round(float(r), 4) for r in rmsd], round(train_s, 1), round(sample_s, 1), steps, round(loss, 4), lines)
+    return result, aligned, feats
+
+
+def _train(mgr, cond, f, labels, *, steps: int, lr: float, seed: int, log: Callable[[str], None]):
+    """The denoiser and the free conditioning trained jointly; returns (log lines, last loss, start time)."""
     opt = torch.optim.AdamW(list(mgr.diffusion_module.parameters()) + list(cond.parameters()), lr=lr, betas=(0.9, 0.95))
     sched = mgr.build_lr_scheduler(opt)
     ema = mgr.build_ema()
     gen = torch.Generator().manual_seed(seed)
-    labels = {"coordinate": x_true, "coordinate_mask": present}
     lines: list[str] = []
     t0 = time.time()
     loss = float("nan")
@@ -92,22 +109,10 @@ def train_and_regenerate(
         ema.update(mgr.diffusion_module)
         loss = float(out.loss.detach())
         if step % 50 == 0 or step == steps - 1:
-            line = f"step {step}: loss {loss:.3f} ({time.time() - t0:.0f} s)"
-            lines.append(line)
-            log(line)
-    train_s = time.time() - t0
+            lines.append(f"step {step}: loss {loss:.3f} ({time.time() - t0:.0f} s)")
+            log(lines[-1])
     ema.copy_to(mgr.diffusion_module)
-    t1 = time.time()
-    emb = {k: v.detach() for k, v in cond.items()}
-    samples = mgr.multi_step_inference(
-        None, emb, {"N_sample": n_sample, "num_steps": sampling_steps, "seed": seed + 1}, override_input_features=f
-    )[0]  # [n_sample, N, 3]
-    sample_s = time.time() - t1
-    rmsd = aligned_rmsd(samples, x_true.expand(n_sample, -1, -1), present.expand(n_sample, -1))
-    # superpose every sample onto the input for writing
-    aligned = weighted_rigid_align(samples, x_true.expand(n_sample, -1, -1), present.expand(n_sample, -1))
-    result = DemoResult([round(float(r), 4) for r in rmsd], round(train_s, 1), round(sample_s, 1), steps, round(loss, 4), lines)
-    return result, aligned, feats
+    return lines, loss, t0
 
 
 def run_demo(out_dir: Path, *, input_path: Path | None = None, overwrite: bool = False, **kwargs) -> DemoResult:
