@@ -176,20 +176,21 @@ def _bond_terms(x, t: _Tiled, g) -> float:
 def _angle_terms(x, t: _Tiled, g) -> float:
     if not len(t.angles):
         return 0.0
-    u = x[t.angles[:, 0]] - x[t.angles[:, 1]]
-    v = x[t.angles[:, 2]] - x[t.angles[:, 1]]
-    nu, nv = np.sqrt((u * u).sum(1)), np.sqrt((v * v).sum(1))
-    uh, vh = u / nu[:, None], v / nv[:, None]
-    cos = np.clip((uh * vh).sum(1), -1 + 1e-12, 1 - 1e-12)
-    sin = np.sqrt(1 - cos * cos)
+    centre = x[t.angles[:, 1]]
+    u, v = x[t.angles[:, 0]] - centre, x[t.angles[:, 2]] - centre
+    inv_u = 1.0 / np.sqrt(np.einsum("ij,ij->i", u, u))
+    inv_v = 1.0 / np.sqrt(np.einsum("ij,ij->i", v, v))
+    uh, vh = u * inv_u[:, None], v * inv_v[:, None]
+    cos = np.clip(np.einsum("ij,ij->i", uh, vh), -1 + 1e-12, 1 - 1e-12)
     ra = np.arccos(cos) - t.a0
-    coef = (2 * t.aw * ra)[:, None]
-    du = -(vh - cos[:, None] * uh) / (nu * sin)[:, None] * coef
-    dv = -(uh - cos[:, None] * vh) / (nv * sin)[:, None] * coef
+    # dθ/du = -(v̂ - cos·û) / (|u| sin θ), likewise for v; k = dE/dθ / sin θ
+    k = (-2 * t.aw * ra / np.sqrt(1 - cos * cos))[:, None]
+    du = (vh - cos[:, None] * uh) * (k * inv_u[:, None])
+    dv = (uh - cos[:, None] * vh) * (k * inv_v[:, None])
     g.add(t.angles[:, 0], du)
     g.add(t.angles[:, 2], dv)
     g.add(t.angles[:, 1], -(du + dv))
-    return float((t.aw * ra * ra).sum())
+    return float(np.dot(t.aw * ra, ra))
 
 
 def _plane_terms(x, t: _Tiled, g) -> float:
