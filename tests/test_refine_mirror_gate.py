@@ -130,7 +130,8 @@ def test_partly_failed_input_writes_the_rest(tmp_path):
     """A failed sample (here made non-finite) is not written; the others are, with B-factors from
     them alone; the summary marks it and the report has both a line and an error."""
     model, _ = load_refinement_model()
-    result = refine_structure(read_structure(EXAMPLES / "4phy_A_c1.pdb"), model, RefineSettings(n_samples=2, num_steps=8))
+    structure = read_structure(EXAMPLES / "4phy_A_c1.pdb")
+    result = refine_structure(structure, model, RefineSettings(n_samples=2, num_steps=8))
     result.samples[0, 3] = np.nan
     summary = {"n_residues": 26, "sampling_seconds": 1.0, "handedness": {"action": "none"},
                "samples": [{"sample": 0, "failed": "1 atoms with non-finite coordinates"},

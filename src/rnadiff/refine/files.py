@@ -103,7 +103,8 @@ def refine_to_dir(structure: Any, source: str, target: Path, model: Any, setting
                   mirror: str = "note") -> tuple[dict[str, Any], RefineResult]:
     """Refine an `RNAStructure` read from `source` (a file, or `FILE:T_k` of a submission) into
     `target`: the samples that pass the output gate (`rnadiff.refine.gate`) and summary.json, whose
-    record of a failed sample holds `"failed": reason` instead of a file; when no sample passes, GateError and nothing written."""
+    record of a failed sample holds `"failed": reason` instead of a file; when no sample passes,
+    GateError and nothing written."""
     _check_output(target, fmt, overwrite)
     if minimize_config is not None:
         settings = dataclasses.replace(settings, minimization=minimize_config)

@@ -88,7 +88,8 @@ def sample_failure(g: GateInput, k: int) -> str | None:
             return (f"a given atom moved {g.given_max_deviation[k]:.2f} Å from the input "
                     f"(tolerance {g.given_tolerance:g} Å)")
     elif g.given_rmsd[k] > NOISY_GIVEN_RMSD_A:
-        return f"given-atom RMSD {g.given_rmsd[k]:.1f} Å to the input (limit {NOISY_GIVEN_RMSD_A:g} Å for noisy input)"
+        return (f"given-atom RMSD {g.given_rmsd[k]:.1f} Å to the input "
+                f"(limit {NOISY_GIVEN_RMSD_A:g} Å for noisy input)")
     if len(g.bonds):
         length = np.linalg.norm(x[g.bonds[:, 0]] - x[g.bonds[:, 1]], axis=1)
         inner = ~g.bond_is_link

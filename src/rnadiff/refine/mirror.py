@@ -56,7 +56,8 @@ def mirror_note(source: str, handedness: dict[str, Any]) -> str | None:
         return None
     what = f"left-handed: log-odds {handedness['score']:+.1f} from {handedness['evidence']} {handedness['method']}"
     if action == "reflected":
-        return f"rnadiff: note: {source}: the input is a mirror image ({what}); reflected through x = centroid before refining"
+        return (f"rnadiff: note: {source}: the input is a mirror image ({what}); "
+                "reflected through x = centroid before refining")
     return (f"rnadiff: note: {source}: the input is a mirror image ({what}); refined as given "
             "(--mirror reflect corrects it, --mirror error refuses it)")
 
