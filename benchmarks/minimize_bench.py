@@ -70,11 +70,12 @@ def _links(table) -> np.ndarray:
 
 def _score(table, native) -> dict:
     from rnadiff.metrics import rmsd, structure_quality
+    from rnadiff.metrics.lddt import lddt
 
     q = structure_quality(table)
     links = _links(table)
     outside = int(((links < LINK_WINDOW[0]) | (links > LINK_WINDOW[1])).sum())
-    return {"rmsd": rmsd(table, native)["rmsd"], "clashes": q["clashes"], "chirality": q["chirality_errors"],
+    return {"rmsd": rmsd(table, native)["rmsd"], "lddt": lddt(table, native)["lddt"], "clashes": q["clashes"], "chirality": q["chirality_errors"],
             "links_outside": outside, "link_range": (float(links.min()), float(links.max())),
             "bond_outliers": q["bond_outliers"], "angle_outliers": q["angle_outliers"]}
 
@@ -123,9 +124,9 @@ def main() -> None:
         runs += [("this checkout, " + " ".join(e), here, list(e)) for e in args.extra]
         print(f"{Path(path).stem}: {native.n_residues} nt, {len(native)} heavy atoms, noise {args.noise} Å "
               f"(seed {args.seed}), {os.cpu_count()} cores, host {platform.node()}")
-        print("| run | wall s | threads | solvent | RMSD to native Å | clashes | chirality errors "
+        print("| run | wall s | threads | physics | RMSD to native Å | lDDT | clashes | chirality errors "
               "| O3'-P outside 1.5-1.7 Å (range) | bond / angle outliers |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         rows = [("native", None, _score(native, native)), ("noisy input", None, _score(noisy_table, native))]
         for label, src, over in runs:
             rep = _run(label.replace(" ", "_").replace(",", "").replace("=", "-"), src, noisy, tmp, over)
@@ -133,8 +134,8 @@ def main() -> None:
         for label, rep, s in rows:
             wall = f"{rep['wall_s']:.1f}" if rep else "-"
             threads = rep.get("cpu_threads", "default") if rep else "-"
-            solvent = rep.get("solvent", "-") if rep else "-"
-            print(f"| {label} | {wall} | {threads} | {solvent} | {s['rmsd']:.3f} | {s['clashes']} | {s['chirality']} "
+            physics = "-" if not rep else "+".join(x for x in (rep.get("electrostatics"), rep.get("solvent")) if x and x != "none")
+            print(f"| {label} | {wall} | {threads} | {physics} | {s['rmsd']:.3f} | {s['lddt']:.4f} | {s['clashes']} | {s['chirality']} "
                   f"| {s['links_outside']} ({s['link_range'][0]:.2f}-{s['link_range'][1]:.2f}) "
                   f"| {s['bond_outliers']} / {s['angle_outliers']} |", flush=True)
 

@@ -17,12 +17,12 @@ ENTRY = "clean_entry/rsrnasp_train/5V1K.pdb"  # 2 chains x 11 nt, 5BU in each, a
 
 def test_config_defaults_and_overrides():
     cfg = MinimizationConfig()
-    assert (cfg.method, cfg.solvent, cfg.restraint_k, cfg.tolerance, cfg.cutoff) == ("OpenMM", "reaction_field", 10.0, 10.0, 1.0)
-    assert cfg.cpu_threads == 1  # reproducible by default
-    assert cfg.with_overrides(["solvent=vacuum"]).solvent == "reaction_field"  # the old name
+    assert (cfg.method, cfg.solvent, cfg.restraint_k, cfg.tolerance, cfg.cutoff) == ("OpenMM", "none", 10.0, 10.0, 1.0)
+    assert cfg.electrostatics == "distance_dielectric" and cfg.cpu_threads == 1  # cheap; reproducible
+    assert cfg.with_overrides(["solvent=vacuum"]).solvent == "none"  # the old name
     cfg2 = cfg.with_overrides(["solvent=obc2", "energy_minimization.steps=50", "hydrogens=true"])
     assert (cfg2.solvent, cfg2.steps, cfg2.hydrogens) == ("obc2", 50, True)
-    for bad in (["solvent=water"], ["platform=TPU"], ["restraint_k=-1"], ["nonsense=1"], ["steps=abc"], ["steps"]):
+    for bad in (["solvent=water"], ["electrostatics=pme"], ["platform=TPU"], ["restraint_k=-1"], ["nonsense=1"], ["steps=abc"], ["steps"]):
         with pytest.raises(ConfigError):
             cfg.with_overrides(bad)
 

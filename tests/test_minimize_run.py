@@ -133,7 +133,7 @@ def test_noisy_70nt_chain_meets_the_relax_acceptance(rna_dev_dir):
 
 
 @pytest.mark.slow
-def test_implicit_solvent_is_a_final_pass_after_the_reaction_field(native):
+def test_implicit_solvent_is_a_final_pass_after_the_fast_ones(native):
     noisy = native.with_coords(native.coords + np.random.default_rng(2).normal(0, 0.3, native.coords.shape))
     res = minimize_structure(noisy, config=_cfg(solvent="gbn2", max_outer_iterations=1))
     stages = [s["stage"] for s in res.report["stages"]]

@@ -66,6 +66,7 @@ def minimize_structure(structure: Any, coords: np.ndarray | None = None,
     report = {
         "method": "OpenMM",
         "forcefield": config.forcefield,
+        "electrostatics": config.electrostatics,
         "solvent": config.solvent,
         "platform": result.platform,
         "cpu_threads": config.cpu_threads,

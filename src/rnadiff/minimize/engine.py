@@ -3,12 +3,12 @@
 1. Covalent repair of the heavy atoms (`covalent.py`): library bonds, O3'–P links, angles and
    sugar volumes, restrained to the input. Inverted sugars are undone here, before hydrogens exist.
 2. Hydrogens placed once; one AMBER System and one Context for every later pass, with
-   reaction-field electrostatics (cheap), positional restraints 0.5·k·|x − x0|² on the input's heavy
+   distance-dependent-dielectric (or reaction-field) electrostatics (cheap), positional restraints 0.5·k·|x − x0|² on the input's heavy
    atoms (x0 = the repaired model) and a flat-bottomed guard that keeps every sugar centre's hand.
 3. Outer loop: minimize; residues with violations (clashes, bond/angle outliers, inversions) lose
    their restraints in the live Context; stop when a pass finds no new residue to release or after
    `max_outer_iterations` passes. Release only ever grows, so the loop terminates.
-4. With an implicit solvent configured, one last pass in that solvent from the reaction-field
+4. With an implicit solvent configured, one last pass in that solvent from the fast passes'
    minimum (a System with GB terms, same topology and restraint state).
 """
 from __future__ import annotations
@@ -92,8 +92,9 @@ class _Runner:
         table = heavy_table(self.prepared, self.heavy, self.heavy.positions)
         return repair_covalent(table, self.restrain, self.k, self.config, self.platform, self.props)
 
-    def all_atom(self, xyz: np.ndarray, centres, forcefield, topology, xyz_h, hidx, k=None) -> _AllAtom:
-        system = amber_system(forcefield, topology, self.config)
+    def all_atom(self, xyz: np.ndarray, centres, forcefield, topology, xyz_h, hidx, k=None,
+                 distance_dielectric: bool = False) -> _AllAtom:
+        system = amber_system(forcefield, topology, self.config, distance_dielectric)
         restraint = positional_restraints(hidx[self.restrain], self.k if k is None else k, xyz[self.restrain])
         system.addForce(restraint)
         system.addForce(chiral_guard(hidx[centres.quads], centres.signs, self.config.chirality_k))
@@ -113,7 +114,8 @@ def run(prepared: Prepared, config: MinimizationConfig, input_xyz: np.ndarray) -
     stages.append(_stage("covalent", 0, t0, v_rep))
     top, xyz_h, hidx = with_hydrogens(heavy, xyz, config.seed)
     xyz_h_start = xyz_h
-    passes = runner.all_atom(xyz, centres, runner.ff, top, xyz_h, hidx)
+    passes = runner.all_atom(xyz, centres, runner.ff, top, xyz_h, hidx,
+                             distance_dielectric=config.electrostatics == "distance_dielectric")
     released: set[int] = set()
     energy_start, last = None, v_rep
     for outer in range(config.max_outer_iterations):
