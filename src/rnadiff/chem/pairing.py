@@ -1,4 +1,5 @@
-"""Base-pair prior: which canonical pairs an input implies, as a token-pair feature.
+"""Canonical base-pair chemistry (which bases pair, through which H-bonds) and the base-pair prior:
+which canonical pairs an input implies, as a token-pair feature.
 
 Partial inputs (a C1′ trace, P atoms, a backbone) say nothing explicit about base pairing, yet the
 pairs define an RNA's structure. Two sources give them to the conditioner:
@@ -21,14 +22,16 @@ pairs define an RNA's structure. Two sources give them to the conditioner:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
 from rnadiff.chem.features import name_char_codes
+from rnadiff.chem.library import get_template
 from rnadiff.chem.vocab import RESTYPE_INDEX
-from rnadiff.errors import InputError
+from rnadiff.errors import InputError, UnknownResidueError
 
 N_PRIOR_CHANNELS = 4
 # Anchor -> (mean, sd) in Å of d(i,j), d(i+1,j-1), d(i,j-1), d(i+1,j) in stacked canonical pairs.
@@ -42,9 +45,42 @@ STACK_DISTANCES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 SD_FLOOR = 0.6  # Å
 MAX_Z = 2.5  # stacks scoring worse are not evidence
 MIN_LOOP = 3  # residues between the two sides of a hairpin
-COMPLEMENTARY = {("G", "C"), ("C", "G"), ("A", "U"), ("U", "A"), ("G", "U"), ("U", "G")}
+# Donor–acceptor atom pairs per complementary pair type (first base, second base); the first
+# entry is the central H-bond that defines the cis/trans side.
+HBONDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("G", "C"): (("N1", "N3"), ("N2", "O2"), ("O6", "N4")),
+    ("A", "U"): (("N1", "N3"), ("N6", "O4")),
+    ("G", "U"): (("N1", "O2"), ("O6", "N3")),
+}
+# A C-glycoside pyrimidine (pseudouridine: C1′–C5) is its parent's ring turned about the N3–C6
+# axis: its C5 sits where the parent's N1 is, and so on. Parent atom name -> the atom there.
+C_GLYCOSIDE_NAMES = {"N1": "C5", "C5": "N1", "C2": "C4", "C4": "C2", "O2": "O4", "O4": "O2"}
+COMPLEMENTARY = {pair for a, b in HBONDS for pair in ((a, b), (b, a))}
 _PARENT_OF_RESTYPE = {v: k for k, v in RESTYPE_INDEX.items()}
 OPEN_BRACKETS, CLOSE_BRACKETS = "([{<ABCDEFGHIJ", ")]}>abcdefghij"
+
+
+def complementary_type(a: str, b: str) -> tuple[tuple[str, str], bool] | None:
+    """((first, second) key of HBONDS, swapped?) for parents a, b; None when not complementary."""
+    if (a, b) in HBONDS:
+        return (a, b), False
+    if (b, a) in HBONDS:
+        return (b, a), True
+    return None
+
+
+@lru_cache(maxsize=None)
+def is_c_glycoside(template_name: str) -> bool:
+    """True when the template's C1′ bonds to a carbon of the base (pseudouridine and kin)."""
+    try:
+        t = get_template(template_name)
+    except UnknownResidueError:  # a residue the library lacks: read on its parent's atoms
+        return False
+    if not t.has("C1'"):
+        return False
+    c1 = t.index["C1'"]
+    partners = [int(b) for a, b in t.bonds if a == c1] + [int(a) for a, b in t.bonds if b == c1]
+    return any(t.elements[k] == "C" and t.atom_names[k] not in ("C2'",) for k in partners)
 
 
 def parse_dot_bracket(text: str, n_token: int, source: str = "secondary structure") -> list[tuple[int, int]]:

@@ -14,20 +14,11 @@ fidelity (INF) counts, and the pair prior (`rnadiff.chem.pairing`) is measured a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from rnadiff.chem.library import get_template
-from rnadiff.errors import UnknownResidueError
+from rnadiff.chem.pairing import C_GLYCOSIDE_NAMES, HBONDS, complementary_type, is_c_glycoside
 
-# Donor–acceptor atom pairs per complementary pair type (first base, second base); the first
-# entry is the central H-bond that defines the cis/trans side.
-HBONDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
-    ("G", "C"): (("N1", "N3"), ("N2", "O2"), ("O6", "N4")),
-    ("A", "U"): (("N1", "N3"), ("N6", "O4")),
-    ("G", "U"): (("N1", "O2"), ("O6", "N3")),
-}
 MIN_HBONDS = {("G", "C"): 2, ("A", "U"): 2, ("G", "U"): 2}
 HBOND_MAX = 3.5  # Å, donor–acceptor
 # Paired bases are roughly coplanar; stacked neighbours (3.4 Å apart along the normal) can bring
@@ -35,9 +26,6 @@ HBOND_MAX = 3.5  # Å, donor–acceptor
 MAX_OUT_OF_PLANE = 1.5  # Å, of the central donor–acceptor vector along the first base's normal
 MAX_NORMAL_ANGLE = 65.0  # degrees between the two (oriented) base normals
 PAIR_KIND = {("G", "C"): "WC", ("A", "U"): "WC", ("G", "U"): "GU"}
-# A C-glycoside pyrimidine (pseudouridine: C1′–C5) is its parent's ring turned about the N3–C6
-# axis: its C5 sits where the parent's N1 is, and so on. Parent atom name -> the atom there.
-C_GLYCOSIDE_NAMES = {"N1": "C5", "C5": "N1", "C2": "C4", "C4": "C2", "O2": "O4", "O4": "O2"}
 
 
 @dataclass(frozen=True)
@@ -48,32 +36,9 @@ class BasePair:
     hbond_mean: float  # Å, mean donor–acceptor distance of the formed H-bonds
 
 
-def complementary_type(a: str, b: str) -> tuple[tuple[str, str], bool] | None:
-    """((first, second) key of HBONDS, swapped?) for parents a, b; None when not complementary."""
-    if (a, b) in HBONDS:
-        return (a, b), False
-    if (b, a) in HBONDS:
-        return (b, a), True
-    return None
-
-
-@lru_cache(maxsize=None)
-def _is_c_glycoside(template_name: str) -> bool:
-    """True when the template's C1′ bonds to a carbon of the base (pseudouridine and kin)."""
-    try:
-        t = get_template(template_name)
-    except UnknownResidueError:  # a residue the library lacks: read on its parent's atoms
-        return False
-    if not t.has("C1'"):
-        return False
-    c1 = t.index["C1'"]
-    partners = [int(b) for a, b in t.bonds if a == c1] + [int(a) for a, b in t.bonds if b == c1]
-    return any(t.elements[k] == "C" and t.atom_names[k] not in ("C2'",) for k in partners)
-
-
 def _atom(layout, coords: np.ndarray, present: np.ndarray, token: int, name: str) -> np.ndarray | None:
     """The position of a token's atom by its parent-nucleotide name (None when absent)."""
-    if _is_c_glycoside(layout.template_names[token]):
+    if is_c_glycoside(layout.template_names[token]):
         name = C_GLYCOSIDE_NAMES.get(name, name)
     k = layout.atom_index(token, name)
     if k is None or not present[k]:
