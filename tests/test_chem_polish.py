@@ -107,3 +107,21 @@ def test_regularize_coords_keeps_its_contract(crystal):
     assert y.shape == x.shape and y.dtype == np.float64
     d = lambda z: np.linalg.norm(z[t.bonds[:, 0]] - z[t.bonds[:, 1]], axis=1)  # noqa: E731
     assert np.abs(d(y) - t.bond_lengths).max() < 0.5 * np.abs(d(noisy) - t.bond_lengths).max()
+
+
+def test_extra_rounds_resolve_clashes_the_first_rounds_leave(crystal):
+    x = crystal["coords"].double().numpy().copy()
+    a2t = crystal["atom_to_token_idx"].numpy()
+    for res, shift in ((2, [3.5, 1.2, 0.0]), (5, [-2.8, 2.0, 0.9])):  # beyond the tether's reach
+        x[a2t == res] += shift
+    r = polish_restraints(crystal)
+    fixed = np.zeros(r.n_atoms, bool)
+    fixed[::9] = True
+    once = polish_samples(x[None], r, PolishSettings(max_iter=30, extra_rounds=0), fixed=fixed)[0]
+    more = polish_samples(x[None], r, PolishSettings(max_iter=30, extra_rounds=6), fixed=fixed)[0]
+    assert quality(crystal, more)["clashes"] < quality(crystal, once)["clashes"]
+    # a clean structure stops after the first rounds: extra rounds change nothing
+    clean = crystal["coords"].double().numpy()
+    a = polish_samples(clean[None], r, PolishSettings(extra_rounds=0))[0]
+    b = polish_samples(clean[None], r, PolishSettings(extra_rounds=6))[0]
+    assert np.array_equal(a, b)

@@ -60,10 +60,15 @@ class PolishSettings:
     clash_esd: float = 0.05      # Å
     clash_rounds: int = 3        # neighbour lists rebuilt between rounds
     neighbor_skin: float = 0.6   # Å beyond a pair's contact distance kept in a round's list
+    # Up to this many more rounds (max_iter / clash_rounds iterations each, the tether re-anchored
+    # each time) while a pair still overlaps by >= clash_overlap_counted (what the metric counts):
+    # strained long chains need them, clean ones stop after the first rounds at no cost.
+    extra_rounds: int = 6
+    clash_overlap_counted: float = 0.4  # Å (rnadiff.metrics.clashes.CLASH_OVERLAP)
 
     def __post_init__(self):
-        if self.max_iter < 0 or self.tether <= 0 or self.clash_rounds < 1:
-            raise ValueError(f"polish needs max_iter >= 0, tether > 0, clash_rounds >= 1: {self}")
+        if self.max_iter < 0 or self.tether <= 0 or self.clash_rounds < 1 or self.extra_rounds < 0:
+            raise ValueError(f"polish needs max_iter >= 0, tether > 0, clash_rounds >= 1, extra_rounds >= 0: {self}")
         if min(self.chirality_esd, self.clash_esd) <= 0 or min(self.clash_tolerance, self.neighbor_skin) < 0:
             raise ValueError(f"polish needs positive esds and non-negative tolerances: {self}")
 
@@ -303,15 +308,29 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
         e, g = polish_energy(x, t, x_start)
         return e, g[free].ravel()
 
-    for k in range(rounds):
+    for k in range(rounds + (settings.extra_rounds if clash else 0)):
         iters = settings.max_iter // rounds + (k < settings.max_iter % rounds)
         if iters == 0:
             continue
         if clash:
             t.pairs, t.limit = _clash_pairs(x, restraints, n_samples, settings)
+            if k >= rounds:
+                if not _counted_clashes(x, t, settings):
+                    break
+                # the tether moves to the current coordinates: a clash that needs more than
+                # ~tether Å of movement is resolved over several rounds instead of never
+                x_start[:] = x
         res = lbfgs_b(fun, x[free].ravel(), iters, ftol=ftol)
         x[free] = res.x.reshape(-1, 3)
     return x.reshape(coords.shape)
+
+
+def _counted_clashes(x: np.ndarray, t: _Tiled, s: PolishSettings) -> int:
+    """Pairs of the current list that the metric would count (overlap >= clash_overlap_counted)."""
+    if not len(t.pairs):
+        return 0
+    d = np.sqrt(((x[t.pairs[:, 0]] - x[t.pairs[:, 1]]) ** 2).sum(1))
+    return int((t.limit + s.clash_tolerance - d >= s.clash_overlap_counted - 1e-9).sum())
 
 
 def regularize_coords(
