@@ -56,6 +56,12 @@ LINK_ANGLES: tuple[tuple[tuple[str, int], tuple[str, int], tuple[str, int], floa
     (("O5'", 1), ("P", 1), ("O3'", 0), 100.661, 3.00),
 )
 
+# The monomer files describe a free 5'-phosphate (PO3 with OP3), whose OP1-P-OP2 angle (112.9°)
+# is wrong inside a chain, where the two non-bridging oxygens open to ~119.6° (Parkinson et al.
+# 1996, Acta Cryst D52:57). Applied to every residue whose P is linked to the previous residue.
+POLYMER_ANGLE_OVERRIDES: dict[tuple[str, str, str], tuple[float, float]] = {
+    ("OP1", "P", "OP2"): (119.6, 1.5), ("OP2", "P", "OP1"): (119.6, 1.5)}
+
 # Upstream files whose ribose stereochemistry is wrong; their sugar comes from the parent.
 RIBOSE_FROM_PARENT: frozenset[str] = frozenset({"5MU", "7MG", "H2U"})
 

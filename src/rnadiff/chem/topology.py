@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnadiff.chem.layout import AtomLayout
-from rnadiff.chem.library import LINK_ANGLES, LINK_BOND_ESD, LINK_BOND_LENGTH, get_template
+from rnadiff.chem.library import LINK_ANGLES, LINK_BOND_ESD, LINK_BOND_LENGTH, POLYMER_ANGLE_OVERRIDES, get_template
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,6 +159,8 @@ def build_topology(layout: AtomLayout) -> Topology:
         link_vals.append(np.full(good.sum(), value, np.float32))
         link_esds.append(np.full(good.sum(), esd, np.float32))
 
+    _linked_phosphate_angles(parts, layout, table, p[nxt][ok])
+
     def cat(key: str, width: int | None, dtype, extra: list | None = None) -> np.ndarray:
         arrs = parts[key] + (extra or [])
         if not arrs:
@@ -180,6 +182,20 @@ def build_topology(layout: AtomLayout) -> Topology:
         planes=tuple(planes),
         plane_esds=tuple(plane_esds),
     )
+
+
+def _linked_phosphate_angles(parts: dict[str, list], layout: AtomLayout, table: np.ndarray,
+                             linked_p: np.ndarray) -> None:
+    """In-chain targets for the free-phosphate angles of residues whose P is linked (in place)."""
+    if not len(linked_p) or not parts["a"]:
+        return
+    inside = np.zeros(layout.n_atoms, bool)
+    inside[linked_p] = True
+    for (n1, n2, n3), (value, esd) in POLYMER_ANGLE_OVERRIDES.items():
+        a1, a2, a3 = (_named_atom(layout, table, n) for n in (n1, n2, n3))
+        for rows, vals, esds in zip(parts["a"], parts["av"], parts["ae"]):
+            hit = inside[rows[:, 1]] & np.isin(rows[:, 0], a1) & np.isin(rows[:, 1], a2) & np.isin(rows[:, 2], a3)
+            vals[hit], esds[hit] = value, esd
 
 
 __all__ = ["Topology", "build_topology"]

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rnadiff.chem.library import LINK_ANGLES, LINK_BOND_ESD, LINK_BOND_LENGTH, get_template
+from rnadiff.chem.library import LINK_ANGLES, LINK_BOND_ESD, LINK_BOND_LENGTH, POLYMER_ANGLE_OVERRIDES, get_template
 from rnadiff.chem.vocab import template_name_for
 from rnadiff.errors import UnknownResidueError
 from rnadiff.metrics.atoms import AtomTable
@@ -23,7 +23,6 @@ from rnadiff.metrics.atoms import AtomTable
 # is wrong inside a chain, where the two non-bridging oxygens open to ~119.6° (Parkinson et al.
 # 1996, Acta Cryst D52:57): every crystal phosphodiester would be an outlier. Applied to residues
 # linked to their predecessor.
-POLYMER_ANGLE_OVERRIDES = {("OP1", "P", "OP2"): (119.6, 1.5), ("OP2", "P", "OP1"): (119.6, 1.5)}
 LINK_MAX = 4.0  # Å; longer O3'–P is a chain break
 SUGAR_CENTRES = ("C1'", "C2'", "C3'", "C4'")
 COVALENT_RADII = {"H": 0.31, "C": 0.76, "N": 0.71, "O": 0.66, "P": 1.07, "S": 1.05, "SE": 1.20,
