@@ -77,7 +77,8 @@ def golden_table(dtype: torch.dtype) -> None:
     g = torch.load(GOLDEN, weights_only=True)
     inp = g["inputs"]
     ref_m, held = golden_module(g), golden_module(g).hold_weights_in(dtype)
-    print("\n| golden σ (Å) | held: RMS % of σ | held: max % of σ | autocast: RMS % of σ | autocast: max % of σ |")
+    print("\n| golden σ (Å) | held: RMS % of σ | held: max % of σ | autocast: RMS % of σ "
+          "| autocast: max % of σ |")
     print("|---|---|---|---|---|")
     with torch.no_grad():
         for case in g["denoiser"]["cases"]:

@@ -22,7 +22,8 @@ def test_config_defaults_and_overrides():
     assert cfg.with_overrides(["solvent=vacuum"]).solvent == "none"  # the old name
     cfg2 = cfg.with_overrides(["solvent=obc2", "energy_minimization.steps=50", "hydrogens=true"])
     assert (cfg2.solvent, cfg2.steps, cfg2.hydrogens) == ("obc2", 50, True)
-    for bad in (["solvent=water"], ["electrostatics=pme"], ["platform=TPU"], ["restraint_k=-1"], ["nonsense=1"], ["steps=abc"], ["steps"]):
+    for bad in (["solvent=water"], ["electrostatics=pme"], ["platform=TPU"], ["restraint_k=-1"], ["nonsense=1"],
+                ["steps=abc"], ["steps"]):
         with pytest.raises(ConfigError):
             cfg.with_overrides(bad)
 

@@ -22,7 +22,8 @@ def pair(golden):
 def _call(model, golden, case, **kw):
     inp = golden["inputs"]
     with torch.no_grad():
-        return model(case["x_noisy"], case["t_hat"], inp["features"], inp["s_inputs"], inp["s_trunk"], inp["z_trunk"], **kw)
+        return model(case["x_noisy"], case["t_hat"], inp["features"], inp["s_inputs"], inp["s_trunk"],
+                     inp["z_trunk"], **kw)
 
 
 def test_weights_cast_once_and_islands_stay_float32(pair, golden):

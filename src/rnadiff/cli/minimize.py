@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         "minimize", help="energy-minimize a structure with OpenMM",
         description="Restrained energy minimization (AF2-style relax) of an RNA structure: covalent "
                     "repair of the heavy atoms (inverted sugars, O3'-P links), then AMBER RNA.OL3 with a "
-                    "distance-dependent dielectric (electrostatics=reaction_field for the plain cutoff), releasing the restraints of residues that keep "
+                    "distance-dependent dielectric (electrostatics=reaction_field for the plain cutoff), "
+                    "releasing the restraints of residues that keep "
                     "violations. Options of MinimizationConfig can be set as key=value after the "
                     "options, e.g. solvent=gbn2 (adds a final implicit-solvent pass) restraint_k=5 "
                     "cpu_threads=0 (every core, not bitwise reproducible) max_outer_iterations=2.")

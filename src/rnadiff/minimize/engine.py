@@ -3,7 +3,8 @@
 1. Covalent repair of the heavy atoms (`covalent.py`): library bonds, O3'–P links, angles and
    sugar volumes, restrained to the input. Inverted sugars are undone here, before hydrogens exist.
 2. Hydrogens placed once; one AMBER System and one Context for every later pass, with
-   distance-dependent-dielectric (or reaction-field) electrostatics (cheap), positional restraints 0.5·k·|x − x0|² on the input's heavy
+   distance-dependent-dielectric (or reaction-field) electrostatics (cheap), positional
+   restraints 0.5·k·|x − x0|² on the input's heavy
    atoms (x0 = the repaired model) and a flat-bottomed guard that keeps every sugar centre's hand.
 3. Outer loop: minimize; residues with violations (clashes, bond/angle outliers, inversions) lose
    their restraints in the live Context; stop when a pass finds no new residue to release or after

@@ -228,7 +228,8 @@ class DiffusionModule(nn.Module):
         if cache_pair_biases:
             # float32 once here: the attention takes its bias in float32 (softmax island), and
             # under reduced precision it would otherwise be re-cast in every call.
-            token_biases = [b.float() for b in self.diffusion_transformer.pair_biases(pair_z.unsqueeze(-4), token_mask_bias)]
+            biases = self.diffusion_transformer.pair_biases(pair_z.unsqueeze(-4), token_mask_bias)
+            token_biases = [b.float() for b in biases]
         atoms = self._checkpointed(
             lambda ff, st, pz: self.atom_attention_encoder.prepare_cache(
                 ff, windows, st, pz, cache_pair_biases, pair_chunk_size=pair_chunk_size
@@ -237,7 +238,8 @@ class DiffusionModule(nn.Module):
         )
         decoder_biases = None
         if cache_pair_biases:
-            decoder_biases = [b.float() for b in self.atom_attention_decoder.atom_transformer.pair_biases(atoms.p_lm, windows)]
+            biases = self.atom_attention_decoder.atom_transformer.pair_biases(atoms.p_lm, windows)
+            decoder_biases = [b.float() for b in biases]
         return DiffusionCache(
             windows=windows, atom_to_token_idx=f["atom_to_token_idx"].long(), n_token=n_token,
             single_base=single_base, pair_z=pair_z, token_mask_bias=token_mask_bias,
