@@ -85,9 +85,11 @@ def test_fixed_atoms_stay_and_samples_are_independent(crystal):
     both = polish_samples(x, r, fixed=fixed)
     assert np.array_equal(both[:, fixed], x[:, fixed])
     assert not np.allclose(both[:, ~fixed], x[:, ~fixed])
-    one = polish_samples(x[1:], r, fixed=fixed)[0]
     # one joint L-BFGS-B run over both samples vs. a run on one: same minimum, not the same path
-    assert np.abs(one - both[1]).max() < 0.05
+    # (without extra rounds, which run while any sample of the batch still has a counted clash)
+    s = PolishSettings(extra_rounds=0)
+    one = polish_samples(x[1:], r, s, fixed=fixed)[0]
+    assert np.abs(one - polish_samples(x, r, s, fixed=fixed)[1]).max() < 0.05
 
 
 def test_bad_shapes_raise(crystal):

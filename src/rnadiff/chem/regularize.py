@@ -286,7 +286,9 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
     fixed [n] bool: atoms that do not move (e.g. the given atoms); the others relax against them.
     ftol: L-BFGS-B's relative energy-change stop (the default never stops a sample's polish early).
     With radii the iterations are split over `clash_rounds` rounds, the clash neighbour list
-    rebuilt before each (atoms move a fraction of an Å per round, the skin covers that)."""
+    rebuilt before each (atoms move a fraction of an Å per round, the skin covers that); extra
+    rounds follow while any sample still has a clash the metric would count (all samples take
+    part in them, so a sample's result can depend slightly on its batch)."""
     coords = np.asarray(coords, np.float64)
     if coords.ndim != 3 or coords.shape[1:] != (restraints.n_atoms, 3):
         raise ValueError(f"polish_samples needs coords [S, {restraints.n_atoms}, 3], got {coords.shape}")
