@@ -21,6 +21,7 @@ from rnadiff.refine import RefineSettings, load_refinement_model, refine_structu
 from rnadiff.refine.files import _write_dir
 from rnadiff.refine.gate import GateInput, gate_failures
 from rnadiff.refine.shard import run_input
+from tests.reliability_helpers import make_tiny_checkpoint
 from tests.train_helpers import EXAMPLES
 
 FAST = ["--samples", "2", "--steps", "8", "--no-progress", "postprocess.max_iter=30"]
@@ -147,10 +148,13 @@ def test_partly_failed_input_writes_the_rest(tmp_path):
 
 
 def test_gate_failure_forced_from_the_command_line(tmp_path, capsys):
-    """Two steps of the whole schedule give exploded samples (bonds of 100+ Å): refused."""
+    """An untrained model's raw atoms with the polish switched off are no molecule (bonds of 5+ Å):
+    every sample refused, nothing written."""
     src = tmp_path / "ex.pdb"
     src.write_bytes((EXAMPLES / "4phy_A_c1.pdb").read_bytes())
-    code = main(["refine", str(src), "--out", str(tmp_path / "o"), "--samples", "2", "--steps", "2", "--no-progress"])
+    ckpt = make_tiny_checkpoint(tmp_path / "untrained")
+    code = main(["refine", str(src), "--out", str(tmp_path / "o"), "--checkpoint", str(ckpt), "--samples", "2",
+                 "--steps", "8", "--no-progress", "postprocess.regularize=false"])
     assert code == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and str(src) in err[0] and "all 2 samples failed the output gate" in err[0]
