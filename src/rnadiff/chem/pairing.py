@@ -230,3 +230,41 @@ def pair_prior(features: Mapping[str, torch.Tensor], given_pairs: Iterable[tuple
         prior[..., 3] = 1.0
     prior = np.maximum(prior, prior.transpose(1, 0, 2))
     return torch.from_numpy(prior)
+
+
+def prior_pairs(prior: torch.Tensor) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The pairs a prior asserts, with a confidence each: the user's secondary structure when one
+    was given (confidence 1), else the geometric matching (confidence = its score)."""
+    p = prior.detach().cpu().numpy()
+    user = bool(p.shape[0]) and bool(p[0, 0, 3] > 0)
+    chosen = p[..., 2] if user else p[..., 1]
+    i, j = np.nonzero(np.triu(chosen > 0.5, k=1))
+    conf = np.ones(len(i)) if user else p[i, j, 0]
+    return [(int(a), int(b)) for a, b in zip(i, j)], conf.astype(np.float64)
+
+
+def hbond_atom_pairs(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple[int, int]]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """([n, 2] atom indices, [n] pair number) of the donor–acceptor atoms of each canonical pair
+    (by parent nucleotide; pairs of non-complementary bases contribute nothing)."""
+    restype = features["restype"].argmax(-1).detach().cpu().numpy()
+    parents = [_PARENT_OF_RESTYPE.get(int(r), "N") for r in restype]
+    chars = features["ref_atom_name_chars"].argmax(-1).detach().cpu().numpy()
+    tok = features["atom_to_token_idx"].detach().cpu().numpy()
+    index: dict[tuple[int, str], int] = {}
+    wanted = {n for bonds in HBONDS.values() for ab in bonds for n in ab}
+    for name in wanted:
+        for k in np.nonzero((chars == np.array(name_char_codes(name))).all(-1))[0]:
+            index[(int(tok[k]), name)] = int(k)
+    atoms, owner = [], []
+    for n, (a, b) in enumerate(pairs):
+        comp = complementary_type(parents[a], parents[b])
+        if comp is None:
+            continue
+        key, swapped = comp
+        first, second = (b, a) if swapped else (a, b)
+        for da, db in HBONDS[key]:
+            if (first, da) in index and (second, db) in index:
+                atoms.append((index[(first, da)], index[(second, db)]))
+                owner.append(n)
+    return np.array(atoms, np.int64).reshape(-1, 2), np.array(owner, np.int64)

@@ -13,7 +13,7 @@ from typing import Any
 
 from rnadiff.errors import ConfigError
 
-POTENTIALS = ("bond", "link", "angle", "chirality", "planarity", "clash", "given")
+POTENTIALS = ("bond", "link", "angle", "chirality", "planarity", "clash", "given", "base_pair")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ DEFAULT_TERMS = {
     "planarity": TermSchedule(1.0, 4.0, 1.0, 7.0),
     "clash": TermSchedule(1.0, 4.0, 1.0, 0.3),
     "given": TermSchedule(0.0, 4.0, 1.0, 0.0),
+    # H-bonds of the pairs the base-pair prior asserts (a user's secondary structure, else the
+    # pairs inferred from the input geometry), in esd units of 0.2 Å / sqrt(confidence).
+    "base_pair": TermSchedule(0.0, 4.0, 1.0, 2.25),
 }
 
 

@@ -12,7 +12,7 @@ indices, valid in every step's random frame. Costs are accumulated in `stats`.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from rnadiff.diffusion.guidance import potentials as P
 from rnadiff.diffusion.guidance.config import GuidanceConfig
 from rnadiff.diffusion.guidance.neighbors import cell_list_pairs
 from rnadiff.diffusion.guidance.steering import FKSteering
-from rnadiff.diffusion.guidance.terms import GuidanceTerms, build_terms
+from rnadiff.diffusion.guidance.terms import HBOND_LENGTH, GuidanceTerms, build_terms
 
 
 @dataclass
@@ -101,31 +101,10 @@ class RNAGuidance:
         return pairs
 
     # ------------------------------------------------------------------ energies
-    def energies(self, x: torch.Tensor, pairs: tuple | None = None) -> dict[str, torch.Tensor]:
-        """Unweighted energy of every potential (with its tolerance) for x [..., N, 3] -> [...]."""
-        lead = x.shape[:-2]
-        xs = x.reshape(-1, *x.shape[-2:]).to(torch.float32)
-        t = self._terms_on(x.device)
+    def _energy_functions(self, x: torch.Tensor, t: GuidanceTerms, pairs: tuple) -> dict[str, Callable[[], torch.Tensor]]:
+        """Each potential's energy [S] of x [S, N, 3] with its tolerance, computed on demand."""
         tol = {k: v.tolerance for k, v in self.config.terms.items()}
-        if pairs is None:
-            pairs = cell_list_pairs(xs, t.max_contact + self.config.neighbor_skin, atom_mask=t.atom_mask,
-                                    exclude=t.exclude)
-        out = {
-            "bond": P.bond_energy(xs, t.bonds, t.bond_length, t.bond_esd, tol["bond"]),
-            "link": P.bond_energy(xs, t.links, t.link_length, t.link_esd, tol["link"]),
-            "angle": P.angle_energy(xs, t, tol["angle"]),
-            "chirality": P.chirality_energy(xs, t, tol["chirality"]),
-            "planarity": P.planarity_energy(xs, t, tol["planarity"]),
-            "clash": P.clash_energy(xs, t, pairs, tol["clash"]),
-            "given": P.given_energy(xs, t, tol["given"]),
-        }
-        return {k: v.reshape(lead) for k, v in out.items()}
-
-    def _weighted(self, x: torch.Tensor, factors: dict[str, float], pairs: tuple | None) -> torch.Tensor:
-        """Σ_k factor_k · E_k(x) for x [S, N, 3] -> [S]; only the active terms are computed."""
-        t = self.terms
-        tol = {k: v.tolerance for k, v in self.config.terms.items()}
-        fns = {
+        return {
             "bond": lambda: P.bond_energy(x, t.bonds, t.bond_length, t.bond_esd, tol["bond"]),
             "link": lambda: P.bond_energy(x, t.links, t.link_length, t.link_esd, tol["link"]),
             "angle": lambda: P.angle_energy(x, t, tol["angle"]),
@@ -133,7 +112,22 @@ class RNAGuidance:
             "planarity": lambda: P.planarity_energy(x, t, tol["planarity"]),
             "clash": lambda: P.clash_energy(x, t, pairs, tol["clash"]),
             "given": lambda: P.given_energy(x, t, tol["given"]),
+            "base_pair": lambda: P.bond_energy(x, t.pair_hbonds, HBOND_LENGTH, t.pair_hbond_esd, tol["base_pair"]),
         }
+
+    def energies(self, x: torch.Tensor, pairs: tuple | None = None) -> dict[str, torch.Tensor]:
+        """Unweighted energy of every potential (with its tolerance) for x [..., N, 3] -> [...]."""
+        lead = x.shape[:-2]
+        xs = x.reshape(-1, *x.shape[-2:]).to(torch.float32)
+        t = self._terms_on(x.device)
+        if pairs is None:
+            pairs = cell_list_pairs(xs, t.max_contact + self.config.neighbor_skin, atom_mask=t.atom_mask,
+                                    exclude=t.exclude)
+        return {k: fn().reshape(lead) for k, fn in self._energy_functions(xs, t, pairs).items()}
+
+    def _weighted(self, x: torch.Tensor, factors: dict[str, float], pairs: tuple | None) -> torch.Tensor:
+        """Σ_k factor_k · E_k(x) for x [S, N, 3] -> [S]; only the active terms are computed."""
+        fns = self._energy_functions(x, self.terms, pairs)
         total = x.new_zeros(x.shape[0])
         for name, w in factors.items():
             if w > 0:

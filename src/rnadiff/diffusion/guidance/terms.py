@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from rnadiff.chem.pairing import hbond_atom_pairs, pair_prior, prior_pairs
 from rnadiff.chem.topology import Topology
 from rnadiff.metrics.clashes import HBOND_ALLOWANCE, VDW_RADII
 from rnadiff.metrics.restraints import POLYMER_ANGLE_OVERRIDES
@@ -31,7 +32,9 @@ class GuidanceTerms:
     planes [np, k] with plane_mask bool [np, k] and plane_esd [np, k] (Å), padding index 0;
     radius [N] vdW radius (Å), polar [N] bool (N/O: hydrogen-bond allowance), atom_mask [N] bool;
     exclude [m, 2] pairs at most 3 bonds apart (never a clash);
-    given [G] atom indices with given_coords [G, 3] (input frame).
+    given [G] atom indices with given_coords [G, 3] (input frame);
+    pair_hbonds [nh, 2] donor–acceptor atoms of the pairs the base-pair prior asserts, with
+    pair_hbond_esd [nh] (Å, wider for less confident pairs).
     """
 
     n_atoms: int
@@ -55,6 +58,8 @@ class GuidanceTerms:
     exclude: torch.Tensor
     given: torch.Tensor
     given_coords: torch.Tensor
+    pair_hbonds: torch.Tensor
+    pair_hbond_esd: torch.Tensor
 
     def to(self, device: torch.device | str) -> "GuidanceTerms":
         return GuidanceTerms(**{f.name: (v.to(device) if torch.is_tensor(v) else v)
@@ -128,7 +133,24 @@ def build_terms(topology: Topology, features: Mapping[str, torch.Tensor]) -> Gui
         exclude=_t(topology.bonded_pairs(3), torch.long).reshape(-1, 2),
         given=given,
         given_coords=features["coords"].reshape(n, 3)[given].to(torch.float32),
+        **_pair_hbonds(features),
     )
+
+
+HBOND_LENGTH = 2.95  # Å, donor–acceptor of a canonical pair's H-bond (crystal pairs: 2.6-3.4)
+HBOND_ESD = 0.2  # Å, at full confidence
+
+
+def _pair_hbonds(features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """H-bond restraints of the pairs the features' base-pair prior asserts (computed from the
+    input geometry when the features carry none)."""
+    prior = features.get("pair_prior")
+    if prior is None:
+        prior = pair_prior(features)
+    pairs, confidence = prior_pairs(prior)
+    atoms, owner = hbond_atom_pairs(features, pairs)
+    esd = HBOND_ESD / np.sqrt(np.maximum(confidence[owner], 1e-3)) if len(owner) else np.zeros(0)
+    return {"pair_hbonds": _t(atoms, torch.long).reshape(-1, 2), "pair_hbond_esd": _t(esd, torch.float32)}
 
 
 __all__ = ["GuidanceTerms", "HBOND_ALLOWANCE", "build_terms", "radii_from_elements"]
