@@ -108,3 +108,23 @@ def test_energy_minimization_section_reaches_the_minimizer_config():
     assert pipeline_settings(resolve_stage_d({})).minimization is None  # enabled: false
     on = pipeline_settings(resolve_stage_d({"energy_minimization": {"enabled": True, "steps": 7}})).minimization
     assert on is not None and on.steps == 7 and on.method == "OpenMM"
+
+
+def test_bf16_inference_holds_the_weights_once_and_stays_close_to_fp32():
+    """memory.mixed_precision=bf16 through run_stage: the matmul weights are cast once (no per-call
+    re-cast) and the samples stay close to the float32 run's."""
+    from rnadiff.pipeline.manager import ProtenixDiffusionManager
+
+    feats, partial, given = c1_only()
+    n = feats["restype"].shape[0]
+    fp32 = run_stage(config(partial, n, input_features=feats)).coordinates
+    torch.manual_seed(0)
+    manager = ProtenixDiffusionManager({**SMALL, "memory": {"mixed_precision": "bf16"}})
+    bf16 = run_stage(config(partial, n, input_features=feats, stage={"memory": {"mixed_precision": "bf16"}}))
+    assert bf16.coordinates.shape == fp32.shape and torch.isfinite(bf16.coordinates).all()
+    assert float((bf16.coordinates - fp32).norm(dim=-1).mean()) < 1.0
+    manager.hold_weights_for_inference()
+    dtypes = {p.dtype for p in manager.diffusion_module.parameters()}
+    assert torch.bfloat16 in dtypes and torch.float32 in dtypes  # matmuls bf16, fp32 islands kept
+    with pytest.raises(ConfigError, match="bf16 or fp16"):
+        ProtenixDiffusionManager(SMALL).hold_weights_for_inference()

@@ -111,6 +111,17 @@ class ProtenixDiffusionManager:
                 f"{self.max_sequence_length}; raise that limit if the memory allows"
             )
 
+    def hold_weights_for_inference(self) -> None:
+        """Hold the denoiser's matmul weights in `memory.mixed_precision` (bf16/fp16) once, instead
+        of autocast re-casting every float32 weight in every call (`DiffusionModule.hold_weights_in`).
+        For inference: the module refuses training afterwards. `run_stage` does this for the
+        managers it builds for inference; a long-lived pipeline that also trains leaves it off."""
+        if self.autocast_dtype in (None, torch.float32):
+            raise ConfigError("hold_weights_for_inference needs model.stageD.memory.mixed_precision bf16 or fp16")
+        if not hasattr(self.diffusion_module, "hold_weights_in"):
+            raise ConfigError("holding weights in reduced precision needs a DiffusionModule denoiser")
+        self.diffusion_module.eval().hold_weights_in(self.autocast_dtype)
+
     def conditioning(self, *, inplace_safe: bool = False) -> TrunkConditioning:
         """The denoiser fed by upstream trunk tensors, with this stage's memory options."""
         return TrunkConditioning(self.diffusion_module, sigma_data=self.schedule.sigma_data,

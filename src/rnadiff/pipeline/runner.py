@@ -96,6 +96,7 @@ def run_stage(config: DiffusionConfig, *, manager: ProtenixDiffusionManager | No
     """Run one stage-D call as `config` describes it (see the module docstring)."""
     if config.debug_logging:
         logging.getLogger("rnadiff").setLevel(logging.DEBUG)
+    own_manager = manager is None
     manager = manager or ProtenixDiffusionManager(config.diffusion_config, device=config.device)
     emb = config.trunk_embeddings
     try:
@@ -105,6 +106,8 @@ def run_stage(config: DiffusionConfig, *, manager: ProtenixDiffusionManager | No
     feats, coords = _features(config)
     if config.mode == "train":
         return _train_step(manager, feats, coords, trunk, optimizer)
+    if own_manager and manager.autocast_dtype not in (None, torch.float32):
+        manager.hold_weights_for_inference()  # an inference-only manager: cast the weights once
     if isinstance(feats, Features):
         if coords is not None and isinstance(config.input_features, Features):
             feats = _with_coords(feats, torch.as_tensor(coords).reshape(-1, 3).float())
