@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnadiff.chem.features import Features
-from rnadiff.metrics.superpose import kabsch
+from rnadiff.geometry import kabsch
 from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
 
 ANCHOR = {"c1": "C1'", "p": "P"}

@@ -77,7 +77,7 @@ def minimize_row(path: Path, noise: float = 0.5, seed: int = 0, config: Any = No
     """`minimize_structure` on `path` with `noise` Å of Gaussian noise on every atom (seeded)."""
     from rnadiff.metrics.atoms import AtomTable
     from rnadiff.metrics.report import structure_quality
-    from rnadiff.metrics.superpose import kabsch
+    from rnadiff.geometry import kabsch
     from rnadiff.minimize import minimize_structure
 
     clean = AtomTable.from_file(str(path)).heavy()

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from rnadiff.errors import InputError, OutputError
+from rnadiff.geometry import kabsch
 from rnadiff.metrics.atoms import AtomTable
 from rnadiff.metrics.report import structure_quality
-from rnadiff.metrics.superpose import kabsch
 from rnadiff.minimize.config import MinimizationConfig
 from rnadiff.minimize.engine import EngineResult, run
 from rnadiff.minimize.phosphate import rebuild_5p_group

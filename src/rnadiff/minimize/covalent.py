@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnadiff.chem.library import get_template, signed_volumes
+from rnadiff.chem.library import get_template
+from rnadiff.geometry import signed_volumes
 from rnadiff.metrics.atoms import AtomTable
 from rnadiff.metrics.restraints import Restraints, build_restraints
 from rnadiff.minimize._openmm import require_openmm

@@ -22,9 +22,9 @@ import torch
 from rnadiff.chem.regularize import lbfgs_b
 from rnadiff.diffusion.guidance import potentials as P
 from rnadiff.diffusion.guidance.config import GuidanceConfig
-from rnadiff.diffusion.guidance.neighbors import cell_list_pairs
 from rnadiff.diffusion.guidance.steering import FKSteering
 from rnadiff.diffusion.guidance.terms import HBOND_LENGTH, GuidanceTerms, build_terms
+from rnadiff.geometry import neighbor_pairs_torch
 
 
 @dataclass
@@ -93,7 +93,7 @@ class RNAGuidance:
         t0 = time.perf_counter()
         terms = self._terms_on(x.device)
         cutoff = terms.max_contact + self.config.neighbor_skin
-        pairs = cell_list_pairs(x, cutoff, atom_mask=terms.atom_mask, exclude=terms.exclude)
+        pairs = neighbor_pairs_torch(x, cutoff, atom_mask=terms.atom_mask, exclude=terms.exclude)
         self._pairs[key] = (step, pairs, x.shape[0])
         self.stats.neighbor_seconds += time.perf_counter() - t0
         self.stats.neighbor_builds += 1
@@ -121,7 +121,7 @@ class RNAGuidance:
         xs = x.reshape(-1, *x.shape[-2:]).to(torch.float32)
         t = self._terms_on(x.device)
         if pairs is None:
-            pairs = cell_list_pairs(xs, t.max_contact + self.config.neighbor_skin, atom_mask=t.atom_mask,
+            pairs = neighbor_pairs_torch(xs, t.max_contact + self.config.neighbor_skin, atom_mask=t.atom_mask,
                                     exclude=t.exclude)
         return {k: fn().reshape(lead) for k, fn in self._energy_functions(xs, t, pairs).items()}
 

@@ -19,6 +19,7 @@ import torch
 
 from rnadiff.diffusion.alignment import weighted_rigid_align
 from rnadiff.diffusion.guidance.terms import HBOND_ALLOWANCE, GuidanceTerms
+from rnadiff.geometry import signed_volumes_torch
 
 ANGLE_LEVER = 1.5  # Å
 
@@ -53,17 +54,11 @@ def angle_energy(x: torch.Tensor, terms: GuidanceTerms, tol: float) -> torch.Ten
     return (ANGLE_LEVER * torch.relu(dev)).pow(2).sum(-1)
 
 
-def signed_volumes(x: torch.Tensor, chirals: torch.Tensor) -> torch.Tensor:
-    """(a - c)·((b - c) × (d - c)) for rows (c, a, b, d) of chirals [m, 4] -> [S, m] (Å³)."""
-    c, a, b, d = (x[:, chirals[:, k]] for k in range(4))
-    return ((a - c) * torch.linalg.cross(b - c, d - c, dim=-1)).sum(-1)
-
-
 def chirality_energy(x: torch.Tensor, terms: GuidanceTerms, tol: float) -> torch.Tensor:
     if terms.chirals.numel() == 0:
         return x.new_zeros(x.shape[0])
     sign = terms.chiral_sign
-    shortfall = torch.relu(tol - sign * signed_volumes(x, terms.chirals))
+    shortfall = torch.relu(tol - sign * signed_volumes_torch(x, terms.chirals))
     return (shortfall.pow(2) * (sign != 0)).sum(-1)
 
 
@@ -88,7 +83,7 @@ def planarity_energy(x: torch.Tensor, terms: GuidanceTerms, tol: float) -> torch
 
 def clash_energy(x: torch.Tensor, terms: GuidanceTerms, pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                  tol: float) -> torch.Tensor:
-    """pairs (sample, i, j) from `cell_list_pairs` (bonded pairs already excluded)."""
+    """pairs (sample, i, j) from `rnadiff.geometry.neighbor_pairs_torch` (bonded pairs already excluded)."""
     smp, i, j = pairs
     out = x.new_zeros(x.shape[0])
     if smp.numel() == 0:
@@ -113,4 +108,4 @@ def given_energy(x: torch.Tensor, terms: GuidanceTerms, tol: float) -> torch.Ten
 
 
 __all__ = ["ANGLE_LEVER", "angle_energy", "bond_angles", "bond_energy", "chirality_energy", "clash_energy",
-           "given_energy", "plane_deviations", "planarity_energy", "signed_volumes"]
+           "given_energy", "plane_deviations", "planarity_energy"]

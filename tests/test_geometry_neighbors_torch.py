@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from rnadiff.diffusion.guidance import cell_list_pairs
+from rnadiff.geometry import neighbor_pairs_torch
 
 
 def brute(x, cutoff, mask=None, exclude=None):
@@ -20,14 +20,14 @@ def brute(x, cutoff, mask=None, exclude=None):
 
 @pytest.mark.parametrize("seed, n, box, cutoff", [(0, 60, 10.0, 3.0), (1, 150, 25.0, 5.6), (2, 40, 3.0, 4.0),
                                                    (3, 90, 40.0, 1.0)])
-def test_cell_list_equals_brute_force(seed, n, box, cutoff):
+def test_torch_neighbor_pairs_equal_brute_force(seed, n, box, cutoff):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(3, n, 3, generator=g) * box - box / 2
     x[1] += 100.0  # samples in different places must still never pair across samples
     mask = torch.rand(n, generator=g) > 0.1
     exclude = torch.randint(0, n, (n, 2), generator=g)
     exclude = exclude[exclude[:, 0] != exclude[:, 1]]
-    smp, i, j = cell_list_pairs(x, cutoff, atom_mask=mask, exclude=exclude)
+    smp, i, j = neighbor_pairs_torch(x, cutoff, atom_mask=mask, exclude=exclude)
     got = set(zip(smp.tolist(), i.tolist(), j.tolist()))
     assert len(got) == len(smp)  # no duplicates
     assert got == brute(x, cutoff, mask, exclude)
@@ -41,8 +41,8 @@ def test_non_finite_atoms_and_degenerate_inputs():
     x = torch.zeros(1, 4, 3)
     x[0, 1, 0] = 1.0
     x[0, 2] = float("nan")
-    smp, i, j = cell_list_pairs(x, 2.0)
+    smp, i, j = neighbor_pairs_torch(x, 2.0)
     assert set(zip(i.tolist(), j.tolist())) == {(0, 1), (0, 3), (1, 3)}
-    assert cell_list_pairs(torch.zeros(1, 1, 3), 2.0)[0].numel() == 0
+    assert neighbor_pairs_torch(torch.zeros(1, 1, 3), 2.0)[0].numel() == 0
     with pytest.raises(ValueError):
-        cell_list_pairs(x, 0.0)
+        neighbor_pairs_torch(x, 0.0)
