@@ -77,9 +77,10 @@ def register(subparsers) -> None:
                         "it (.dbn: the last line): the model takes these base pairs as given")
     p.add_argument("--c1-csv", metavar="FILE", help="also write C1' coordinates of all samples (Stanford layout)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared or busy machine more threads spin and "
-                        "can be several times slower; results are identical for a given thread count)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per process (default: the machine's cores, divided among --devices "
+                        "workers; idle threads sleep, so a busy machine is not slowed); results are identical "
+                        "for a given thread count")
     p.add_argument("--devices", type=int, default=1,
                    help="worker processes (default 1); input i goes to worker i mod N, each with --threads "
                         "torch threads; outputs are identical to a single-process run")
@@ -154,10 +155,12 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    if args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.devices < 1:
         raise InputError(f"--devices must be >= 1, got {args.devices}")
+    if args.threads is None:
+        args.threads = max(1, torch.get_num_threads() // args.devices)
+    if args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     inputs, extra = split_overrides(list(args.inputs))
     overrides = extra + list(getattr(args, "overrides", []) or [])
