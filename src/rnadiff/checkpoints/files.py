@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 
 from rnadiff.errors import CheckpointError, OutputError
+from rnadiff.io.atomic import atomic_write
 
 SAFETENSORS = "safetensors"
 TORCH = "torch"
@@ -127,25 +128,13 @@ def check_can_write(target: Path, overwrite: bool) -> None:
 
 
 def atomic_write_file(target: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Call write(tmp_path) on a temporary file beside `target`, then os.replace it into place.
-
-    A crash or error leaves no partial `target`. Refuses an existing target unless overwrite.
-    """
+    """`rnadiff.io.atomic.atomic_write` with the checkpoint policy: refuses an existing target
+    unless overwrite, and a missing output directory (checkpoints never create folders)."""
     target = Path(target)
     check_can_write(target, overwrite)
     if target.is_dir():
         raise OutputError(f"{target}: is a directory")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        _fsync(tmp_path)
-        os.replace(tmp_path, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-    return target
+    return atomic_write(target, write, make_parents=False)
 
 
 def atomic_write_dir(target: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
