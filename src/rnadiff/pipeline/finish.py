@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
-from rnadiff.diffusion.guidance.terms import radii_from_elements
+from rnadiff.diffusion.guidance import polish_restraints
 from rnadiff.geometry.superpose import kabsch
 
 
@@ -85,8 +85,7 @@ def restraints_of(features: Any, topology: Any, clashes: bool) -> PolishRestrain
     (vdW radii and polar flags from the features' elements, as the guidance and the metric)."""
     if not clashes:
         return PolishRestraints.from_topology(topology)
-    radius, polar = radii_from_elements(features["ref_element"].reshape(topology.n_atoms, -1))
-    return PolishRestraints.from_topology(topology, radius.numpy().astype(np.float64), polar.numpy())
+    return polish_restraints(features, topology)
 
 
 def polish(samples: np.ndarray, restraints: PolishRestraints, settings: Polish,
