@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnadiff.chem.features import Features
+from rnadiff.chem.features import Features, atom_name_code, atom_name_codes
 from rnadiff.geometry import kabsch
-from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
 
 ANCHOR = {"c1": "C1'", "p": "P"}
 
@@ -53,7 +52,7 @@ def _anchor_table(record, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
     present = f["atom_present_mask"].numpy() > 0
     t = int(f["restype"].shape[0])
     index = np.full(t, -1)
-    sel = np.nonzero((codes == _code_of(ANCHOR[kind])) & present)[0]
+    sel = np.nonzero((codes == atom_name_code(ANCHOR[kind])) & present)[0]
     index[a2t[sel]] = sel
     pos = np.zeros((t, 3))
     has = index >= 0
@@ -93,7 +92,7 @@ def baseline(features: Features, kind: str, orientation: np.ndarray | None) -> n
     if kind in ANCHOR:
         codes = atom_name_codes(f["ref_atom_name_chars"]).numpy()
         anchor_atom = np.full(t, -1)
-        sel = np.nonzero((codes == _code_of(ANCHOR[kind])) & given)[0]
+        sel = np.nonzero((codes == atom_name_code(ANCHOR[kind])) & given)[0]
         anchor_atom[a2t[sel]] = sel
         has = anchor_atom >= 0
         pos = np.zeros((t, 3))

@@ -17,6 +17,7 @@ from rnadiff.chem import (
     get_template,
     validate_atom_to_token,
 )
+from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
 from rnadiff.errors import InputError, UnknownResidueError
 from rnadiff.io.structure import Chain, Residue, RNAStructure
 
@@ -77,6 +78,20 @@ def test_atom_features_encoding():
     assert d == pytest.approx(np.linalg.norm(g.ideal_coords[g.index["C1'"]] - g.ideal_coords[g.index["N9"]]), abs=1e-5)
     assert torch.equal(f["ref_mask"], torch.ones(n))
     assert torch.all(f["ref_charge"] == 0)  # CCD formal charges: RNA atoms are neutral
+
+
+def test_atom_name_codes_identify_each_name():
+    f = featurize(make_structure({"A": ["G", "A", "PSU", "C", "U"]}))
+    codes = atom_name_codes(f["ref_atom_name_chars"])
+    expected = torch.tensor([atom_name_code(a) for a in f.layout.atom_names])
+    assert torch.equal(codes, expected)
+    # distinct names never share a code; backbone codes select exactly the backbone/sugar atoms
+    assert len({atom_name_code(a) for a in set(f.layout.atom_names)}) == len(set(f.layout.atom_names))
+    assert atom_name_code("P") == ord("P") - 32 and atom_name_code("C1'") != atom_name_code("C1")
+    assert len(set(BACKBONE_NAME_CODES)) == len(BACKBONE_NAME_CODES)
+    assert atom_name_codes(torch.zeros(2, 4, 64)).tolist() == [0, 0]  # padding atoms
+    with pytest.raises(ValueError, match="longer than"):
+        atom_name_code("C1'XY")
 
 
 def test_token_features_and_restype():

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from rnadiff.chem import featurize
+from rnadiff.chem.features import atom_name_code, atom_name_codes
 from rnadiff.errors import ConfigError
 from rnadiff.io import read_structure
-from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
 from rnadiff.train.crop import contiguous_tokens, crop_bonds, crop_features, spatial_tokens
 from rnadiff.train.data import Record, load_records, split_records
 from rnadiff.train.examples import TrainStream, build_example, make_generator
@@ -72,8 +72,8 @@ def test_spatial_crop_is_compact(record):
     g = make_generator(7)
     tokens = spatial_tokens(f, 8, g)
     cropped, _ = crop_features(f, tokens)
-    c1 = cropped["coords"][atom_name_codes(cropped["ref_atom_name_chars"]) == _code_of("C1'")]
-    full_c1 = f["coords"][atom_name_codes(f["ref_atom_name_chars"]) == _code_of("C1'")]
+    c1 = cropped["coords"][atom_name_codes(cropped["ref_atom_name_chars"]) == atom_name_code("C1'")]
+    full_c1 = f["coords"][atom_name_codes(f["ref_atom_name_chars"]) == atom_name_code("C1'")]
     assert torch.cdist(c1, c1).max() < torch.cdist(full_c1, full_c1).max()
 
 
@@ -86,9 +86,9 @@ def test_partial_modes_give_the_right_atoms(record, mode):
     codes = atom_name_codes(f["ref_atom_name_chars"])
     n_tok = record.n_token
     if mode == "c1":
-        assert int(given.sum()) == n_tok and bool((codes[given] == _code_of("C1'")).all())
+        assert int(given.sum()) == n_tok and bool((codes[given] == atom_name_code("C1'")).all())
     elif mode == "p":
-        assert bool((codes[given] == _code_of("P")).all()) and int(given.sum()) >= n_tok - 1
+        assert bool((codes[given] == atom_name_code("P")).all()) and int(given.sum()) >= n_tok - 1
     elif mode == "noisy":
         assert bool(given.all())
     else:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from rnadiff.chem.features import atom_name_code, atom_name_codes
 from rnadiff.diffusion.training import LossWeights, diffusion_loss
 from rnadiff.model.refinement_model import RefinementModel
-from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
 from rnadiff.train.data import load_records
 from rnadiff.train.examples import TrainStream, base_pair_atoms, build_example, length_bin
 from rnadiff.train.partial import PartialSettings, mode_mask
@@ -39,7 +39,7 @@ def test_three_bead_mode_gives_p_c4_and_glycosidic_n(record):
     f = record.features
     given = mode_mask("three_bead", f, torch.Generator().manual_seed(0))
     codes = atom_name_codes(f["ref_atom_name_chars"])
-    names = {_code_of(n): n for n in ("P", "C4'", "N1", "N9")}
+    names = {atom_name_code(n): n for n in ("P", "C4'", "N1", "N9")}
     tok = f["atom_to_token_idx"]
     for t, parent in enumerate(record.sequence):
         got = sorted(names[int(c)] for c in codes[given & (tok == t)])

@@ -44,6 +44,7 @@ from rnadiff.chem.layout import AtomLayout, ResidueSpec, build_layout, residue_l
 from rnadiff.chem.library import get_template
 from rnadiff.chem.topology import Topology, build_topology
 from rnadiff.chem.vocab import (
+    BACKBONE_ATOMS,
     FIVE_PRIME_EXTRA_ATOM,
     N_RESTYPE,
     PHOSPHATE_ATOMS,
@@ -100,6 +101,25 @@ def name_char_codes(name: str) -> list[int]:
     if len(name) > N_NAME_CHARS:
         raise ValueError(f"atom name {name!r} longer than {N_NAME_CHARS} characters")
     return [ord(c) - 32 for c in name.ljust(N_NAME_CHARS)]
+
+
+# One integer per atom name: the name's character codes read as base-64 digits (first character
+# lowest), so that "which atoms are called C1'" is one integer comparison on a [N] tensor.
+def atom_name_code(name: str) -> int:
+    """The integer code of an atom name, as `atom_name_codes` gives it for a featurized atom."""
+    return sum(c * N_CHAR_CLASSES**k for k, c in enumerate(name_char_codes(name)))
+
+
+def atom_name_codes(ref_atom_name_chars: torch.Tensor) -> torch.Tensor:
+    """[*b, N, 4, 64] one-hot name characters (`ref_atom_name_chars`) -> [*b, N] int64 codes
+    (0 for padding atoms, whose one-hot rows are all zero)."""
+    chars = ref_atom_name_chars.argmax(-1).long()
+    weights = torch.tensor([N_CHAR_CLASSES**k for k in range(chars.shape[-1])], dtype=torch.long,
+                           device=chars.device)
+    return (chars * weights).sum(-1)
+
+
+BACKBONE_NAME_CODES = tuple(atom_name_code(n) for n in (*BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM))
 
 
 def _feature_charges(template) -> np.ndarray:

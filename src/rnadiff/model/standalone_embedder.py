@@ -31,8 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
 from rnadiff.chem.pairing import N_PRIOR_CHANNELS
-from rnadiff.chem.vocab import BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM
 
 ANCHORS = ("P", "C4'", "C1'", "base")
 # Bin edges in Å for anchor distances; bin 0 means "not known" (an anchor absent on either side).
@@ -42,26 +42,7 @@ N_TOKEN_FLAGS = 10  # see _token_flags
 N_SEQ_FEATURES = 32 + 32 + 1  # restype, profile, deletion_mean (Protenix's s_inputs prefix)
 
 
-def _name_code(chars: Sequence[int]) -> int:
-    code = 0
-    for k, c in enumerate(chars):
-        code += int(c) * 64**k
-    return code
-
-
-def _code_of(name: str) -> int:
-    return _name_code([ord(c) - 32 for c in name.ljust(4)])
-
-
-BACKBONE_CODES = tuple(_code_of(n) for n in (*BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM))
-ANCHOR_CODES = {"P": _code_of("P"), "C4'": _code_of("C4'"), "C1'": _code_of("C1'")}
-
-
-def atom_name_codes(ref_atom_name_chars: torch.Tensor) -> torch.Tensor:
-    """[*b, N, 4, 64] one-hot name characters -> [*b, N] int64 code (0 for padding atoms)."""
-    chars = ref_atom_name_chars.argmax(-1).long()  # padding is all-zero -> ' ' -> 0
-    weights = torch.tensor([64**k for k in range(chars.shape[-1])], dtype=torch.long, device=chars.device)
-    return (chars * weights).sum(-1)
+ANCHOR_CODES = {"P": atom_name_code("P"), "C4'": atom_name_code("C4'"), "C1'": atom_name_code("C1'")}
 
 
 def scatter_mean_tokens(values: torch.Tensor, weight: torch.Tensor, idx: torch.Tensor, n_token: int
@@ -161,7 +142,7 @@ class CoordinateConditioner(nn.Module):
         x = f["coords"].float()
         pos, known = [], []
         backbone = torch.zeros_like(given, dtype=torch.bool)
-        for c in BACKBONE_CODES:
+        for c in BACKBONE_NAME_CODES:
             backbone |= codes == c
         masks = [codes == ANCHOR_CODES["P"], codes == ANCHOR_CODES["C4'"], codes == ANCHOR_CODES["C1'"],
                  ~backbone & (codes != 0)]

@@ -20,13 +20,13 @@ from torch.utils.data import Dataset, IterableDataset
 
 import numpy as np
 
+from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
 from rnadiff.chem.pairing import pair_prior
 from rnadiff.train.crop import contiguous_tokens, crop_bonds, crop_features, spatial_tokens
 from rnadiff.train.data import Record
-from rnadiff.train.partial import _BACKBONE, MODES, PartialSettings, simulate_partial
-from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
+from rnadiff.train.partial import MODES, PartialSettings, simulate_partial
 
-_C1_CODE = _code_of("C1'")
+_C1_CODE = atom_name_code("C1'")
 LENGTH_BINS = (50, 100)  # residues: <= 50, 51-100, > 100 are sampled equally often when balanced
 
 
@@ -62,7 +62,7 @@ def base_pair_atoms(features: dict[str, torch.Tensor], pairs: list[tuple[int, in
     """[n, 2] atom index pairs: every base atom (and C1′) of i with every one of j, per pair."""
     codes = atom_name_codes(features["ref_atom_name_chars"])
     side = torch.ones_like(codes, dtype=torch.bool)
-    for c in _BACKBONE:
+    for c in BACKBONE_NAME_CODES:
         side &= codes != c
     side |= codes == _C1_CODE
     tok = features["atom_to_token_idx"].long()

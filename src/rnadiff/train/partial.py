@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
-from rnadiff.chem.vocab import BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM, RESTYPE_INDEX
+from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
+from rnadiff.chem.vocab import RESTYPE_INDEX
 from rnadiff.diffusion.augmentation import uniform_random_rotation
-from rnadiff.model.standalone_embedder import _code_of, atom_name_codes
 
 MODES = ("c1", "p", "three_bead", "backbone", "subset", "noisy")
-_BACKBONE = tuple(_code_of(n) for n in (*BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM))
 
 
 @dataclass(frozen=True)
@@ -52,17 +51,17 @@ def mode_mask(mode: str, features: Mapping[str, torch.Tensor], generator: torch.
     """[N] bool: atoms given in this mode (before intersecting with the resolved atoms)."""
     codes = atom_name_codes(features["ref_atom_name_chars"])
     if mode == "c1":
-        return codes == _code_of("C1'")
+        return codes == atom_name_code("C1'")
     if mode == "p":
-        return codes == _code_of("P")
+        return codes == atom_name_code("P")
     if mode == "three_bead":
         purine = features["restype"].argmax(-1)[features["atom_to_token_idx"].long()]
         purine = (purine == RESTYPE_INDEX["A"]) | (purine == RESTYPE_INDEX["G"])
-        glycosidic = torch.where(purine, codes == _code_of("N9"), codes == _code_of("N1"))
-        return (codes == _code_of("P")) | (codes == _code_of("C4'")) | glycosidic
+        glycosidic = torch.where(purine, codes == atom_name_code("N9"), codes == atom_name_code("N1"))
+        return (codes == atom_name_code("P")) | (codes == atom_name_code("C4'")) | glycosidic
     if mode == "backbone":
         m = torch.zeros_like(codes, dtype=torch.bool)
-        for c in _BACKBONE:
+        for c in BACKBONE_NAME_CODES:
             m |= codes == c
         return m
     if mode == "subset":
