@@ -206,6 +206,21 @@ def build_lr_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def optimizer_from_config(params: Iterable[torch.nn.Parameter], training: Mapping) -> torch.optim.Optimizer:
+    """`build_optimizer` with the stage's `training` section (lr, weight_decay, adam_betas): the one
+    reading of those keys, shared by the manager and the Lightning module."""
+    return build_optimizer(params, lr=float(training["lr"]), weight_decay=float(training["weight_decay"]),
+                           betas=tuple(float(b) for b in training["adam_betas"]))
+
+
+def lr_scheduler_from_config(optimizer: torch.optim.Optimizer, training: Mapping) -> torch.optim.lr_scheduler.LambdaLR:
+    """`build_lr_scheduler` with the stage's `training` section (warmup_steps, lr_decay_every_n_steps,
+    lr_decay_factor)."""
+    return build_lr_scheduler(optimizer, warmup_steps=int(training["warmup_steps"]),
+                              decay_every_n_steps=int(training["lr_decay_every_n_steps"]),
+                              decay_factor=float(training["lr_decay_factor"]))
+
+
 def clip_gradients(parameters: Iterable[torch.nn.Parameter], max_norm: float | None) -> torch.Tensor | None:
     """Clip the global gradient norm (None or <= 0: no clipping); returns the norm before clipping."""
     if max_norm is None or max_norm <= 0:

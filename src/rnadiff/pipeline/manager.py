@@ -21,10 +21,10 @@ from rnadiff.diffusion.schedule import DiffusionSchedule
 from rnadiff.diffusion.training import (
     ExponentialMovingAverage,
     LossWeights,
-    build_lr_scheduler,
-    build_optimizer,
     clip_gradients,
     diffusion_loss,
+    lr_scheduler_from_config,
+    optimizer_from_config,
     training_forward,
 )
 from rnadiff.errors import ConfigError, InputError
@@ -130,14 +130,10 @@ class ProtenixDiffusionManager:
 
     # ------------------------------------------------------------------ training
     def build_optimizer(self) -> torch.optim.Optimizer:
-        t = self.config["training"]
-        return build_optimizer(self.diffusion_module.parameters(), lr=t["lr"], weight_decay=t["weight_decay"],
-                               betas=tuple(t["adam_betas"]))
+        return optimizer_from_config(self.diffusion_module.parameters(), self.config["training"])
 
     def build_lr_scheduler(self, optimizer: torch.optim.Optimizer):
-        t = self.config["training"]
-        return build_lr_scheduler(optimizer, warmup_steps=t["warmup_steps"],
-                                  decay_every_n_steps=t["lr_decay_every_n_steps"], decay_factor=t["lr_decay_factor"])
+        return lr_scheduler_from_config(optimizer, self.config["training"])
 
     def build_ema(self) -> ExponentialMovingAverage:
         return ExponentialMovingAverage(self.diffusion_module, self.config["training"]["ema_decay"])

@@ -3,7 +3,7 @@
 Per example: condition on the partial input, build the denoiser cache once, denoise N_sample
 noisy copies of the ground truth (`training_forward`) and score them with `diffusion_loss`
 (aligned weighted MSE + smooth lDDT + bond loss over the real bonds with ideal lengths).
-AdamW + linear warm-up / step decay (`build_optimizer`, `build_lr_scheduler`); gradient clipping
+AdamW + linear warm-up / step decay (`optimizer_from_config`, `lr_scheduler_from_config`); gradient clipping
 by the Trainer; an EMA of the weights is updated after every step, saved in the checkpoint, used
 for validation and exported.
 
@@ -23,9 +23,9 @@ from rnadiff.diffusion.schedule import DiffusionSchedule
 from rnadiff.diffusion.training import (
     ExponentialMovingAverage,
     LossWeights,
-    build_lr_scheduler,
-    build_optimizer,
     diffusion_loss,
+    lr_scheduler_from_config,
+    optimizer_from_config,
     training_forward,
 )
 from rnadiff.model.refinement_model import RefinementModel
@@ -136,12 +136,8 @@ class RefinementLightning(pl.LightningModule):
 
     def configure_optimizers(self):
         tr = self.hparams.stage_d["training"]
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        opt = build_optimizer(trainable, lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"]),
-                              betas=tuple(tr["adam_betas"]))
-        sched = build_lr_scheduler(opt, warmup_steps=int(tr["warmup_steps"]),
-                                   decay_every_n_steps=int(tr["lr_decay_every_n_steps"]),
-                                   decay_factor=float(tr["lr_decay_factor"]))
+        opt = optimizer_from_config(self.model.parameters(), tr)  # only parameters that require grad
+        sched = lr_scheduler_from_config(opt, tr)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
