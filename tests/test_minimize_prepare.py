@@ -28,6 +28,19 @@ def test_config_defaults_and_overrides():
             cfg.with_overrides(bad)
 
 
+def test_from_dict_types_option_strings_and_names_the_bad_key():
+    cfg = MinimizationConfig.from_dict({"steps": "5", "enabled": "false", "tolerance": "2.5", "cpu_threads": "0",
+                                        "method": "openmm"})
+    assert (cfg.steps, cfg.enabled, cfg.tolerance, cfg.cpu_threads, cfg.method) == (5, False, 2.5, 0, "OpenMM")
+    assert isinstance(cfg, MinimizationConfig) and isinstance(cfg.steps, int) and isinstance(cfg.tolerance, float)
+    for bad, key in (({"steps": "abc"}, "energy_minimization.steps"),
+                     ({"enabled": "maybe"}, "energy_minimization.enabled"),
+                     ({"cpu_threads": "1.5"}, "energy_minimization.cpu_threads"), ({"nonsense": 1}, "nonsense")):
+        with pytest.raises(ConfigError, match=key) as info:
+            MinimizationConfig.from_dict(bad)
+        assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("method,exes", [("GROMACS", ("gmx",)), ("AMBER", ("sander", "pmemd"))])
 def test_external_backends_fail_at_config_time(method, exes, monkeypatch, tmp_path):
     # Missing executables: the message names them.

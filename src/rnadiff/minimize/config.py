@@ -10,9 +10,13 @@ the fast passes' minimum.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from rnadiff.config.schema import typed
 from rnadiff.errors import ConfigError
 
 SOLVENT_FILES = {"gbn2": "implicit/gbn2.xml", "obc2": "implicit/obc2.xml", "none": None}
@@ -85,14 +89,12 @@ class MinimizationConfig:
             raise ConfigError("steps and cpu_threads must be >= 0 and max_outer_iterations >= 1")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> "MinimizationConfig":
-        """Build from a mapping (e.g. the `energy_minimization` section); unknown keys are errors."""
-        values = dict(values or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown energy minimization option(s): {', '.join(unknown)}")
-        return cls(**{k: _coerce(known[k].type, k, v) for k, v in values.items()})
+    def from_dict(cls, values: Mapping[str, Any] | None) -> "MinimizationConfig":
+        """Build from a mapping (e.g. the `energy_minimization` section) through OmegaConf's
+        structured config of this class: option strings become the fields' types, and an unknown
+        key or a value of the wrong type is a one-line ConfigError naming the key."""
+        node = typed(dict(values or {}), cls, where="energy_minimization")
+        return OmegaConf.to_object(node)
 
     def with_overrides(self, overrides: list[str]) -> "MinimizationConfig":
         """Apply `key=value` strings (an optional `energy_minimization.` prefix is accepted)."""
@@ -105,24 +107,3 @@ class MinimizationConfig:
             values[key] = value
         return MinimizationConfig.from_dict(values)
 
-
-def _coerce(type_name: Any, key: str, value: Any) -> Any:
-    """Strings from the command line to the field's type."""
-    type_name = str(type_name)
-    if not isinstance(value, str):
-        return value
-    try:
-        if type_name == "bool":
-            low = value.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if type_name == "int":
-            return int(value)
-        if type_name == "float":
-            return float(value)
-    except ValueError:
-        raise ConfigError(f"{key}={value!r}: expected {type_name}") from None
-    return value
