@@ -9,9 +9,7 @@ from rnadiff.diffusion.training import (
     build_optimizer,
     clip_gradients,
     diffusion_loss,
-    lr_scheduler_from_config,
     make_noisy_copies,
-    optimizer_from_config,
     training_forward,
 )
 from tests.test_diffusion_toys import ToyDenoiser
@@ -89,23 +87,6 @@ def test_training_forward_chunks_identically_and_trains():
         opt.step()
         losses.append(float(loss))
     assert abs(float(toy.scale) - 1.0) < 0.1 and losses[-1] < losses[0]
-
-
-def test_optimizer_and_schedule_from_the_training_section():
-    frozen, p = torch.nn.Parameter(torch.ones(2), requires_grad=False), torch.nn.Parameter(torch.ones(3))
-    training = {"lr": "0.5", "weight_decay": 0.1, "adam_betas": [0.8, 0.9], "warmup_steps": 2,
-                "lr_decay_every_n_steps": 1, "lr_decay_factor": 0.5}
-    opt = optimizer_from_config([frozen, p], training)
-    group = opt.param_groups[0]
-    assert group["params"] == [p]  # frozen parameters are left out
-    assert (group["lr"], group["weight_decay"], group["betas"]) == (0.5, 0.1, (0.8, 0.9))
-    sched = lr_scheduler_from_config(opt, training)
-    lrs = []
-    for _ in range(4):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs == [0.25, 0.5, 0.5, 0.25]
 
 
 def test_lr_schedule_clipping_and_ema():

@@ -14,22 +14,12 @@ from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.pipeline import PipelineSettings, StagePipeline
 from rnadiff.pipeline.finish import Polish, polish, restraints_of, spread
 from rnadiff.train.partial import mode_mask
-from tests.train_helpers import EXAMPLES
-
-TINY = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_atompair=8, c_noise_embedding=16,
-            atom_encoder=dict(n_blocks=1, n_heads=2), transformer=dict(n_blocks=1, n_heads=2),
-            atom_decoder=dict(n_blocks=1, n_heads=2))
+from tests.train_helpers import EXAMPLES, noisy_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model() -> RefinementModel:
-    torch.manual_seed(0)
-    m = RefinementModel(conditioner=dict(c_atom=8, n_blocks=1, n_heads=2), diffusion=TINY).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # an untrained, noisy model: its given atoms come out far from the input
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return m
+    return noisy_tiny_model()
 
 
 def reduced(kind: str, name: str = "1f27_B.pdb") -> Features:

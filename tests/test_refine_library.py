@@ -12,22 +12,12 @@ from rnadiff.io import read_structure
 from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.refine import RefineSettings, c1_rows, refine_structure
 from rnadiff.pipeline.finish import spread, superpose_on_given
-from tests.train_helpers import EXAMPLES
-
-TINY = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_atompair=8, c_noise_embedding=16,
-            atom_encoder=dict(n_blocks=1, n_heads=2), transformer=dict(n_blocks=1, n_heads=2),
-            atom_decoder=dict(n_blocks=1, n_heads=2))
+from tests.train_helpers import EXAMPLES, noisy_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model() -> RefinementModel:
-    torch.manual_seed(0)
-    m = RefinementModel(conditioner=dict(c_atom=8, n_blocks=1, n_heads=2), diffusion=TINY).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # the zero-initialised output layers would hide the conditioning
-        for p in m.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return m
+    return noisy_tiny_model()
 
 
 def test_superpose_on_given_recovers_a_rigid_motion():

@@ -17,6 +17,26 @@ TINY_OVERRIDES = [
     "conditioner.c_atom=8", "conditioner.n_blocks=1", "conditioner.n_heads=2",
     "model.stageD.training.N_sample=2", "data.crop_size=16", "trainer.progress_bar=false", "trainer.threads=1",
 ]
+# The same tiny dimensions as keyword arguments of DiffusionModule (RefinementModel(diffusion=...)).
+TINY_DIFFUSION = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_atompair=8, c_noise_embedding=16,
+                      atom_encoder=dict(n_blocks=1, n_heads=2), transformer=dict(n_blocks=1, n_heads=2),
+                      atom_decoder=dict(n_blocks=1, n_heads=2))
+
+
+def noisy_tiny_model():
+    """A tiny RefinementModel (seeded) with every weight perturbed: untrained, so its given atoms come
+    out far from the input, and the zero-initialised output layers no longer hide the conditioning."""
+    import torch
+
+    from rnadiff.model.refinement_model import RefinementModel
+
+    torch.manual_seed(0)
+    m = RefinementModel(conditioner=dict(c_atom=8, n_blocks=1, n_heads=2), diffusion=TINY_DIFFUSION).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return m
 
 
 def short_chains(rna_dev_dir: Path, target: Path, n: int = 6, max_length: int = 14) -> Path:
