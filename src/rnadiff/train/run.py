@@ -116,44 +116,36 @@ def _ran_in_child_processes(trainer) -> bool:
     return isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher)
 
 
-def train_from_config(cfg: DictConfig, *, command: str | None = None, records=None) -> TrainResult:
-    """Train (or resume) the standalone refinement model described by the composed config."""
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-
-    from rnadiff.checkpoints.refinement import save_refinement_checkpoint
-
-    if records is None and not cfg.data.path:
-        raise ConfigError("data.path is required (a folder or .tar.gz of PDB/mmCIF files)")
-    torch.set_num_threads(int(cfg.trainer.threads))
-    logging.getLogger("lightning.pytorch").propagate = False  # it has its own handler: no double lines
-    stage_d = OmegaConf.to_container(cfg.model.stageD, resolve=True)
-    if stage_d["memory"]["mixed_precision"] != "fp32":
-        raise ConfigError("rnadiff train runs in fp32 (bf16 is emulated and very slow on CPUs without AMX)")
-    conditioner = OmegaConf.to_container(cfg.conditioner, resolve=True)
-    partial = PartialSettings.from_mapping(OmegaConf.to_container(cfg.data.partial, resolve=True))
+def _load_and_split(cfg: DictConfig, records) -> tuple[list, list, int]:
+    """(train records, validation records, files skipped) under the config's split."""
+    n_skipped = 0
     if records is None:
         records, report = load_records(cfg.data.path, extract_dir=cfg.data.extract_dir,
                                        min_length=int(cfg.data.min_length), max_length=int(cfg.data.max_length),
                                        progress=bool(cfg.trainer.progress_bar))
         n_skipped = len(report.skipped)
-    else:
-        n_skipped = 0
     train_records, val_records = split_records(records, float(cfg.data.val_fraction),
                                                float(cfg.data.get("long_val_fraction", 0.0)))
-    val_records = val_records[: int(cfg.data.max_val_structures)]
     if not train_records:
         raise ConfigError(f"data.path {cfg.data.path}: no training structures after the split")
-    seed = int(cfg.data.seed)
-    provenance = {
+    return train_records, val_records[: int(cfg.data.max_val_structures)], n_skipped
+
+
+def _provenance(cfg: DictConfig, command: str | None, train_records, val_records, n_skipped: int) -> dict[str, Any]:
+    path = cfg.data.path
+    return {
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "data": {"path": OmegaConf.to_container(cfg.data.path) if OmegaConf.is_list(cfg.data.path) else str(cfg.data.path), "n_train": len(train_records), "n_val": len(val_records),
-                 "n_skipped": n_skipped, "val_fraction": float(cfg.data.val_fraction),
-                 "val_names": [r.name for r in val_records]},
+        "data": {"path": OmegaConf.to_container(path) if OmegaConf.is_list(path) else str(path),
+                 "n_train": len(train_records), "n_val": len(val_records), "n_skipped": n_skipped,
+                 "val_fraction": float(cfg.data.val_fraction), "val_names": [r.name for r in val_records]},
     }
+
+
+def _build_module(cfg: DictConfig, stage_d: dict[str, Any], seed: int, provenance: dict[str, Any]) -> RefinementLightning:
+    """The Lightning module: fresh weights, or trainer.init_from's; LoRA adapters when enabled."""
     torch.manual_seed(seed)  # the initial weights are part of the run's reproducibility
-    model_config = model_config_from_stage_d(stage_d, conditioner)
+    model_config = model_config_from_stage_d(stage_d, OmegaConf.to_container(cfg.conditioner, resolve=True))
     init_model = None
     if cfg.trainer.get("init_from"):
         from rnadiff.checkpoints.refinement import load_refinement_model
@@ -173,46 +165,83 @@ def train_from_config(cfg: DictConfig, *, command: str | None = None, records=No
         provenance["lora"] = dict(stage_d["lora"], trainable=n_trainable, total=n_total)
         log.warning("LoRA fine-tuning: %d of %d parameters train (%.2f%%)", n_trainable, n_total,
                     100 * n_trainable / n_total)
+    return module
+
+
+def _loaders(cfg: DictConfig, module, train_records, val_records, seed: int):
+    """(training loader over the endless, rank-sharded stream; validation loader or None)."""
+    partial = PartialSettings.from_mapping(OmegaConf.to_container(cfg.data.partial, resolve=True))
     stream = TrainStream(train_records, batch_size=int(cfg.data.batch_size), crop_size=int(cfg.data.crop_size),
                          spatial_prob=float(cfg.data.spatial_crop_prob), partial=partial, seed=seed,
                          start_step=_GlobalStep(module), length_balanced=bool(cfg.data.length_balanced),
                          ss_prob=float(cfg.data.ss_prob))
     train_loader = torch.utils.data.DataLoader(RankShardedStream(stream), batch_size=None, num_workers=0)
-    val_loader = None
-    if val_records:
-        val_set = ValidationSet(val_records, crop_size=int(cfg.data.crop_size), partial=partial, seed=seed,
-                                ss_prob=float(cfg.data.ss_prob))
-        val_loader = torch.utils.data.DataLoader(val_set, batch_size=None, num_workers=0)
+    if not val_records:
+        return train_loader, None
+    val_set = ValidationSet(val_records, crop_size=int(cfg.data.crop_size), partial=partial, seed=seed,
+                            ss_prob=float(cfg.data.ss_prob))
+    return train_loader, torch.utils.data.DataLoader(val_set, batch_size=None, num_workers=0)
 
-    run_dir = Path(cfg.trainer.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last = ckpt_dir / "last.ckpt"
+
+def _callbacks(cfg: DictConfig, ckpt_dir: Path, validate: bool) -> tuple[list[Any], Any]:
+    """(callbacks, the best-checkpoint callback or None)."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+
     # last.ckpt is replaced in place (no last-v1.ckpt): `_Session` writes it at train end, which
     # Lightning runs before ModelCheckpoint's own train-end save (checkpoint callbacks run last).
     callbacks: list[Any] = [ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
                                             every_n_train_steps=int(cfg.trainer.checkpoint_every),
                                             enable_version_counter=False)]
     best_cb = None
-    if val_loader is not None:
+    if validate:
         best_cb = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor="val_loss", mode="min",
                                   save_top_k=1, enable_version_counter=False)
         callbacks += [best_cb, EarlyStopping(monitor="val_loss", mode="min",
                                              patience=int(cfg.trainer.early_stopping_patience))]
     if cfg.trainer.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=int(cfg.trainer.progress_refresh)))
-    callbacks.append(_Session(int(cfg.trainer.threads), last))
+    callbacks.append(_Session(int(cfg.trainer.threads), ckpt_dir / "last.ckpt"))
+    return callbacks, best_cb
+
+
+def _trainer(cfg: DictConfig, stage_d: dict[str, Any], callbacks: list[Any], run_dir: Path, validate: bool):
+    import lightning.pytorch as pl
+
     grad_clip = stage_d["training"]["grad_clip_norm"]
-    trainer = pl.Trainer(
+    return pl.Trainer(
         accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=int(cfg.trainer.num_nodes),
         strategy=cfg.trainer.strategy, max_steps=int(cfg.trainer.max_steps),
         max_time=cfg.trainer.max_time, val_check_interval=int(cfg.trainer.val_check_interval),
-        check_val_every_n_epoch=None, num_sanity_val_steps=0, limit_val_batches=None if val_loader else 0,
+        check_val_every_n_epoch=None, num_sanity_val_steps=0, limit_val_batches=None if validate else 0,
         gradient_clip_val=float(grad_clip) if grad_clip and grad_clip > 0 else None,
         gradient_clip_algorithm="norm", callbacks=callbacks, logger=_loggers(run_dir),
         log_every_n_steps=int(cfg.trainer.log_every), enable_progress_bar=bool(cfg.trainer.progress_bar),
         enable_model_summary=False, default_root_dir=str(run_dir), precision="32-true",
     )
+
+
+def train_from_config(cfg: DictConfig, *, command: str | None = None, records=None) -> TrainResult:
+    """Train (or resume) the standalone refinement model described by the composed config."""
+    from rnadiff.checkpoints.refinement import save_refinement_checkpoint
+
+    if records is None and not cfg.data.path:
+        raise ConfigError("data.path is required (a folder or .tar.gz of PDB/mmCIF files)")
+    torch.set_num_threads(int(cfg.trainer.threads))
+    logging.getLogger("lightning.pytorch").propagate = False  # it has its own handler: no double lines
+    stage_d = OmegaConf.to_container(cfg.model.stageD, resolve=True)
+    if stage_d["memory"]["mixed_precision"] != "fp32":
+        raise ConfigError("rnadiff train runs in fp32 (bf16 is emulated and very slow on CPUs without AMX)")
+    train_records, val_records, n_skipped = _load_and_split(cfg, records)
+    seed = int(cfg.data.seed)
+    provenance = _provenance(cfg, command, train_records, val_records, n_skipped)
+    module = _build_module(cfg, stage_d, seed, provenance)
+    train_loader, val_loader = _loaders(cfg, module, train_records, val_records, seed)
+    run_dir = Path(cfg.trainer.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last = ckpt_dir / "last.ckpt"
+    callbacks, best_cb = _callbacks(cfg, ckpt_dir, val_loader is not None)
+    trainer = _trainer(cfg, stage_d, callbacks, run_dir, val_loader is not None)
     resume = _resume_path(cfg, ckpt_dir)
     if resume is not None:
         log.warning("resuming from %s", resume)
