@@ -25,14 +25,17 @@ def test_demo_pipeline_runs_and_writes_outputs(tmp_path):
     """A few training steps through the whole pipeline (no accuracy claim): files and summary."""
     import json
 
+    import gemmi
+
     from rnadiff.cli.main import main
-    from rnadiff.io import read_structure
 
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--steps", "2", "--samples", "2", "--sampling-steps", "3"])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["rmsd_per_sample"]) == 2 and summary["train_steps"] == 2
-    structure = read_structure(out / "regenerated.cif")
-    assert sum(len(c.residues) for c in structure.chains) == 11
+    # Two training steps cannot regenerate anything (the summary's RMSD says so): read the file with
+    # gemmi, not rnadiff's reader, whose input sanity refuses such coordinates as an input.
+    structure = gemmi.read_structure(str(out / "regenerated.cif"))
+    assert len(structure) == 2 and sum(len(ch) for ch in structure[0]) == 11
     assert main(["demo", "--out", str(out), "--steps", "2", "--samples", "2", "--sampling-steps", "3"]) == 2  # no overwrite
