@@ -97,7 +97,10 @@ def refine_settings(samples: int, overrides: list[str]):
 def run(a) -> dict:
     from rnadiff.refine import load_refinement_model, refine_structure
 
-    records, _ = load_records(a.data)
+    # The first data path is rna_dev: the only set the first (v1) checkpoint trained on.
+    per_path = [load_records(path)[0] for path in a.data]
+    records = [r for recs in per_path for r in recs]
+    from_first = {id(r) for r in per_path[0]}
     chains = select_chains(records, a.n_chains)
     k, n = (int(v) for v in a.shard.split("/"))
     chains = chains[k - 1::n]
@@ -115,7 +118,7 @@ def run(a) -> dict:
         for kind in a.kinds:
             feats = reduce_to(r, kind)
             row = {"chain": r.name, "n": r.n_token, "input": kind,
-                   "seen_by_v1": not is_validation(r.seq_md5, 0.15) and "rna_extra" not in str(r.name)}
+                   "seen_by_v1": id(r) in from_first and not is_validation(r.seq_md5, 0.15)}
             t0 = time.perf_counter()
             base = baseline(feats, kind, orient.get(kind))
             row["baseline"] = score(r, feats, base, time.perf_counter() - t0)
@@ -126,6 +129,18 @@ def run(a) -> dict:
             rows.append(row)
         print(f"  {r.name} ({r.n_token} nt) done", file=sys.stderr, flush=True)
     return {"checkpoints": {k2: v[1] for k2, v in models.items()}, "overrides": a.overrides, "rows": rows}
+
+
+def merge(parts: list[dict]) -> dict:
+    """One result from shards and/or runs of different checkpoints on the same chains: rows are
+    matched by (chain, input), their methods combined."""
+    rows: dict[tuple[str, str], dict] = {}
+    checkpoints: dict[str, str] = {}
+    for part in parts:
+        checkpoints.update(part["checkpoints"])
+        for row in part["rows"]:
+            rows.setdefault((row["chain"], row["input"]), {}).update(row)
+    return {"checkpoints": checkpoints, "overrides": parts[0]["overrides"], "rows": list(rows.values())}
 
 
 def table(rows: list[dict], methods: list[str]) -> str:
@@ -161,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.merge:
-        parts = [json.loads(Path(f).read_text()) for f in a.merge]
-        result = dict(parts[0], rows=[row for part in parts for row in part["rows"]])
+        result = merge([json.loads(Path(f).read_text()) for f in a.merge])
     else:
         if not a.checkpoint:
             a.checkpoint = ["model=default"]
