@@ -111,9 +111,9 @@ def _named_atom(layout: AtomLayout, table: np.ndarray, name: str) -> np.ndarray:
     return out
 
 
-def build_topology(layout: AtomLayout) -> Topology:
-    """All restraints of a layout: per-residue template terms plus O3'-P links within chains."""
-    table = _template_index_table(layout)
+def _template_terms(layout: AtomLayout, table: np.ndarray) -> tuple[dict[str, list], list, list]:
+    """Per-residue bonds ("b", lengths "bl", esds "be"), angles ("a", "av", "ae"), chirals ("c",
+    signs "cs") and planes of every template kind, in global atom indices."""
     names = np.array(layout.template_names, dtype=object)
     parts: dict[str, list] = {k: [] for k in ("b", "bl", "be", "a", "av", "ae", "c", "cs")}
     planes: list[np.ndarray] = []
@@ -139,8 +139,12 @@ def build_topology(layout: AtomLayout) -> Topology:
                 if ok.sum() >= 4:
                     planes.append(row[ok])
                     plane_esds.append(e[ok])
+    return parts, planes, plane_esds
 
-    # Links O3'(i) - P(i+1) within a chain, none across a break.
+
+def _link_terms(layout: AtomLayout, table: np.ndarray) -> tuple[np.ndarray, list, list, list, np.ndarray]:
+    """O3'(i)–P(i+1) bonds within chains (none across a break), the angles around them, and the
+    linked P atoms: (bonds [n, 2], angle triples, values, esds, linked P indices)."""
     linked = np.zeros(layout.n_tokens, bool)
     if layout.n_tokens > 1:
         linked[1:] = (layout.asym_id[1:] == layout.asym_id[:-1]) & ~layout.chain_break_before[1:]
@@ -150,16 +154,23 @@ def build_topology(layout: AtomLayout) -> Topology:
     prev = nxt - 1
     ok = (o3[prev] >= 0) & (p[nxt] >= 0)
     link_bonds = np.stack([o3[prev][ok], p[nxt][ok]], -1)
-    link_angles, link_vals, link_esds = [], [], []
+    angles, values, esds = [], [], []
     for (n1, o1), (n2, o2), (n3, o3_), value, esd in LINK_ANGLES:
         cols = [_named_atom(layout, table, n)[np.where(o == 0, prev, nxt)] for n, o in ((n1, o1), (n2, o2), (n3, o3_))]
         tri = np.stack(cols, -1)
         good = (tri >= 0).all(-1)
-        link_angles.append(tri[good])
-        link_vals.append(np.full(good.sum(), value, np.float32))
-        link_esds.append(np.full(good.sum(), esd, np.float32))
+        angles.append(tri[good])
+        values.append(np.full(good.sum(), value, np.float32))
+        esds.append(np.full(good.sum(), esd, np.float32))
+    return link_bonds, angles, values, esds, p[nxt][ok]
 
-    _linked_phosphate_angles(parts, layout, table, p[nxt][ok])
+
+def build_topology(layout: AtomLayout) -> Topology:
+    """All restraints of a layout: per-residue template terms plus O3'-P links within chains."""
+    table = _template_index_table(layout)
+    parts, planes, plane_esds = _template_terms(layout, table)
+    link_bonds, link_angles, link_vals, link_esds, linked_p = _link_terms(layout, table)
+    _linked_phosphate_angles(parts, layout, table, linked_p)
 
     def cat(key: str, width: int | None, dtype, extra: list | None = None) -> np.ndarray:
         arrs = parts[key] + (extra or [])
