@@ -149,11 +149,10 @@ def _atom_order(cif_names: list[str], parent: str) -> list[str]:
     return order
 
 
-def _parse(name: str, parent: str) -> ResidueTemplate:
-    block = _read_block(name)
-    atoms = block.find("_chem_comp_atom.", ["atom_id", "type_symbol", "charge", "x", "y", "z"])
+def _heavy_atoms(block) -> list[tuple[str, str, float, tuple[float, float, float]]]:
+    """(name, element, formal charge, ideal xyz) of every non-hydrogen atom of a monomer block."""
     raw = []
-    for row in atoms:
+    for row in block.find("_chem_comp_atom.", ["atom_id", "type_symbol", "charge", "x", "y", "z"]):
         element = row.str(1).strip()
         if element.upper() in ("H", "D"):
             continue
@@ -164,6 +163,51 @@ def _parse(name: str, parent: str) -> ResidueTemplate:
             float(charge) if charge not in ("", ".", "?") else 0.0,
             (float(row.str(3)), float(row.str(4)), float(row.str(5))),
         ))
+    return raw
+
+
+def _restraints(block, category: str, atom_cols: list[str], value_cols: list[str], ids
+                ) -> tuple[list[list[int]], list[list[float]]]:
+    """Rows of a restraint category whose atoms are all heavy template atoms: (atom index lists,
+    one value list per value column)."""
+    idx: list[list[int]] = []
+    values: list[list[float]] = [[] for _ in value_cols]
+    for row in block.find(category, [*atom_cols, *value_cols]):
+        atoms = ids(*(row.str(k) for k in range(len(atom_cols))))
+        if atoms is None:
+            continue
+        idx.append(atoms)
+        for k in range(len(value_cols)):
+            values[k].append(float(row.str(len(atom_cols) + k)))
+    return idx, values
+
+
+def _chirals(block, ids) -> tuple[list[list[int]], list[int]]:
+    chirals, signs = [], []
+    for row in block.find("_chem_comp_chir.", ["atom_id_centre", "atom_id_1", "atom_id_2", "atom_id_3", "volume_sign"]):
+        sign = row.str(4).strip().lower()
+        quad = ids(row.str(0), row.str(1), row.str(2), row.str(3))
+        if quad is None or sign not in ("positive", "negative"):
+            continue  # 'both' (phosphorus) is not a stereocentre restraint
+        chirals.append(quad)
+        signs.append(1 if sign == "positive" else -1)
+    return chirals, signs
+
+
+def _planes(block, index: dict[str, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    planes: dict[str, tuple[list[int], list[float]]] = {}
+    for row in block.find("_chem_comp_plane_atom.", ["plane_id", "atom_id", "dist_esd"]):
+        i = index.get(canonical_atom_name(row.str(1)))
+        if i is not None:
+            entry = planes.setdefault(row.str(0), ([], []))
+            entry[0].append(i)
+            entry[1].append(float(row.str(2)))
+    return [(np.array(a, np.int64), np.array(e, np.float32)) for a, e in planes.values() if len(a) >= 4]
+
+
+def _parse(name: str, parent: str) -> ResidueTemplate:
+    block = _read_block(name)
+    raw = _heavy_atoms(block)
     by_name = {r[0]: r for r in raw}
     names = _atom_order([r[0] for r in raw], parent)
     index = {n: i for i, n in enumerate(names)}
@@ -172,37 +216,12 @@ def _parse(name: str, parent: str) -> ResidueTemplate:
         out = [index.get(canonical_atom_name(c)) for c in cols]
         return None if any(o is None for o in out) else out
 
-    bonds, blen, besd = [], [], []
-    for row in block.find("_chem_comp_bond.", ["atom_id_1", "atom_id_2", "value_dist", "value_dist_esd"]):
-        pair = ids(row.str(0), row.str(1))
-        if pair is not None:
-            bonds.append(pair)
-            blen.append(float(row.str(2)))
-            besd.append(float(row.str(3)))
-    angles, aval, aesd = [], [], []
-    for row in block.find("_chem_comp_angle.", ["atom_id_1", "atom_id_2", "atom_id_3", "value_angle", "value_angle_esd"]):
-        triple = ids(row.str(0), row.str(1), row.str(2))
-        if triple is not None:
-            angles.append(triple)
-            aval.append(float(row.str(3)))
-            aesd.append(float(row.str(4)))
-    chirals, csign = [], []
-    for row in block.find("_chem_comp_chir.", ["atom_id_centre", "atom_id_1", "atom_id_2", "atom_id_3", "volume_sign"]):
-        sign = row.str(4).strip().lower()
-        quad = ids(row.str(0), row.str(1), row.str(2), row.str(3))
-        if quad is None or sign not in ("positive", "negative"):
-            continue  # 'both' (phosphorus) is not a stereocentre restraint
-        chirals.append(quad)
-        csign.append(1 if sign == "positive" else -1)
-    planes: dict[str, tuple[list[int], list[float]]] = {}
-    for row in block.find("_chem_comp_plane_atom.", ["plane_id", "atom_id", "dist_esd"]):
-        i = index.get(canonical_atom_name(row.str(1)))
-        if i is not None:
-            entry = planes.setdefault(row.str(0), ([], []))
-            entry[0].append(i)
-            entry[1].append(float(row.str(2)))
-    plane_list = [(np.array(a, np.int64), np.array(e, np.float32)) for a, e in planes.values() if len(a) >= 4]
-
+    bonds, (blen, besd) = _restraints(block, "_chem_comp_bond.", ["atom_id_1", "atom_id_2"],
+                                      ["value_dist", "value_dist_esd"], ids)
+    angles, (aval, aesd) = _restraints(block, "_chem_comp_angle.", ["atom_id_1", "atom_id_2", "atom_id_3"],
+                                       ["value_angle", "value_angle_esd"], ids)
+    chirals, csign = _chirals(block, ids)
+    plane_list = _planes(block, index)
     coords = np.array([by_name[n][3] for n in names], dtype=np.float64)
     elements = tuple(by_name[n][1] for n in names)
     return ResidueTemplate(
