@@ -242,15 +242,7 @@ def sample_diffusion(
     device = torch.device(device) if device is not None else noise_schedule.device
     batch_shape = tuple(batch_shape)
     sigmas = noise_schedule.to(device=device, dtype=torch.float32)
-    n_levels = sigmas.shape[0]
-    if not 0 <= start_index < n_levels - 1:
-        raise ValueError(f"start_index must lie in [0, {n_levels - 2}], got {start_index}")
-    if start_index > 0 and x_init is None:
-        raise ValueError("starting below the top of the schedule needs x_init (coordinates to refine)")
-    if diffusion_chunk_size is not None and diffusion_chunk_size < 1:
-        raise ValueError(f"diffusion_chunk_size must be >= 1 or None, got {diffusion_chunk_size}")
-    if guidance is not None and guidance.steering_enabled and early_stopping is not None:
-        raise ValueError("particle steering cannot be combined with early stopping")
+    _check_sampling_options(sigmas.shape[0], start_index, x_init, diffusion_chunk_size, guidance, early_stopping)
     n_batch = math.prod(batch_shape)
     streams = _SampleStreams(n_batch * n_sample, generator)
     if guidance is not None:
@@ -270,7 +262,23 @@ def sample_diffusion(
                 autocast_dtype=autocast_dtype, check_finite=check_finite, device=device, guidance=guidance,
             )
         )
-    dim = len(batch_shape)
+    return _join_chunks(outputs, len(batch_shape), return_trajectory)
+
+
+def _check_sampling_options(n_levels: int, start_index: int, x_init, diffusion_chunk_size, guidance,
+                            early_stopping) -> None:
+    if not 0 <= start_index < n_levels - 1:
+        raise ValueError(f"start_index must lie in [0, {n_levels - 2}], got {start_index}")
+    if start_index > 0 and x_init is None:
+        raise ValueError("starting below the top of the schedule needs x_init (coordinates to refine)")
+    if diffusion_chunk_size is not None and diffusion_chunk_size < 1:
+        raise ValueError(f"diffusion_chunk_size must be >= 1 or None, got {diffusion_chunk_size}")
+    if guidance is not None and guidance.steering_enabled and early_stopping is not None:
+        raise ValueError("particle steering cannot be combined with early stopping")
+
+
+def _join_chunks(outputs: list[SamplerOutput], dim: int, return_trajectory: bool) -> SamplerOutput:
+    """The sample chunks' outputs concatenated along the sample axis `dim`."""
     coords = torch.cat([o.coordinates for o in outputs], dim=dim)
     steps = torch.cat([o.steps_run for o in outputs], dim=dim)
     stopped = torch.cat([o.stopped_early for o in outputs], dim=dim)
@@ -315,6 +323,14 @@ def _early_stop_update(rule: EarlyStopping, prev: torch.Tensor, now: torch.Tenso
     return calm, frozen | newly, final, steps_run
 
 
+def _check_step_finite(res, *, step: int, n_steps: int, sample_offset: int, batch_shape) -> None:
+    t_hat = float(res.t_hat.flatten()[0])
+    _check_finite(res.x_denoised, what="the denoised prediction", step=step, n_steps=n_steps,
+                  t_hat=t_hat, sample_offset=sample_offset, batch_shape=batch_shape)
+    _check_finite(res.x_next, what="the updated coordinates", step=step, n_steps=n_steps,
+                  t_hat=t_hat, sample_offset=sample_offset, batch_shape=batch_shape)
+
+
 def _sample_chunk(denoise_fn, *, sigmas, streams, samples, n_sample, n_atom, batch_shape, settings,
                   x_init, refine, atom_mask, early_stopping, return_trajectory, autocast_dtype,
                   check_finite, device, guidance=None) -> SamplerOutput:
@@ -357,11 +373,7 @@ def _sample_chunk(denoise_fn, *, sigmas, streams, samples, n_sample, n_atom, bat
         if guidance is not None and guidance.steering_enabled:
             res.x_next, _ = guidance.resample(res.x_next, res.x_denoised, res.t_hat, step=i, n_steps=n_steps, key=c0)
         if check_finite:
-            t_hat = float(res.t_hat.flatten()[0])
-            _check_finite(res.x_denoised, what="the denoised prediction", step=i, n_steps=n_steps,
-                          t_hat=t_hat, sample_offset=c0, batch_shape=batch_shape)
-            _check_finite(res.x_next, what="the updated coordinates", step=i, n_steps=n_steps,
-                          t_hat=t_hat, sample_offset=c0, batch_shape=batch_shape)
+            _check_step_finite(res, step=i, n_steps=n_steps, sample_offset=c0, batch_shape=batch_shape)
         x_l = res.x_next
         if return_trajectory:
             traj.append(x_l)
