@@ -55,6 +55,26 @@ def _module(small: bool, device: str) -> DiffusionModule:
     return module
 
 
+def _time_bf16(step, ref: torch.Tensor, device: str, repeats: int) -> tuple[float, float]:
+    """(seconds of the step under bf16 autocast, its largest coordinate difference from float32)."""
+    def step_bf16():
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
+            return step()
+    return time_call(step_bf16, device, repeats=repeats), (step_bf16().float() - ref).abs().max().item()
+
+
+def _time_training_step(module, xt: torch.Tensor, t: torch.Tensor, inputs: tuple, device: str) -> float:
+    """Seconds of one forward + backward of one sample (full autograd, no checkpointing)."""
+    module.train()
+
+    def train_step():
+        out = module(xt, t, *inputs)
+        (out**2).mean().backward()
+        module.zero_grad(set_to_none=True)
+
+    return time_call(train_step, device, repeats=1)
+
+
 def run_one(n_token: int, n_sample: int, device: str, small: bool, train: bool, uncached: bool,
             bf16: bool, repeats: int, fp32_peak: float, threads: int | None = None, compile: bool = False) -> Row:
     if threads:
@@ -76,13 +96,7 @@ def run_one(n_token: int, n_sample: int, device: str, small: bool, train: bool, 
         # The sampler's high-water mark (cache + cached steps), before the uncached, compiled and
         # training measurements below raise it (training keeps every activation for backward).
         sampler_peak = peak_memory_bytes(device) / 2**30
-        step_bf16 = err = None
-        if bf16:
-            def step_bf16_fn():
-                with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
-                    return step()
-            step_bf16 = time_call(step_bf16_fn, device, repeats=repeats)
-            err = (step_bf16_fn().float() - ref).abs().max().item()
+        step_bf16, err = _time_bf16(step, ref, device, repeats) if bf16 else (None, None)
         uncached_s = None
         if uncached:
             uncached_s = time_call(lambda: module(x, t, f, s_in, s_tr, z_tr), device, repeats=1)
@@ -102,17 +116,7 @@ def run_one(n_token: int, n_sample: int, device: str, small: bool, train: bool, 
             compile_s = time_call(step, device, repeats=1, warmup=0)
             step_compiled = time_call(step, device, repeats=repeats)
             compiled_err = (step() - ref).abs().max().item()
-    train_s = None
-    if train:
-        module.train()
-        xt = x[:1].clone()
-
-        def train_step():
-            out = module(xt, t[:1], f, s_in, s_tr, z_tr)
-            (out**2).mean().backward()
-            module.zero_grad(set_to_none=True)
-
-        train_s = time_call(train_step, device, repeats=1)
+    train_s = _time_training_step(module, x[:1].clone(), t[:1], (f, s_in, s_tr, z_tr), device) if train else None
     return Row(
         n_token=n_token, n_atom=n_atom, n_sample=n_sample, device=device, cache_s=cache_s,
         step_fp32_s=step_fp32, step_bf16_s=step_bf16, step_uncached_s=uncached_s, bf16_max_coord_err=err,
