@@ -30,3 +30,24 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
     with pytest.raises(FileNotFoundError):
         atomic_write_text(tmp_path / "missing" / "x.txt", "x", make_parents=False)
+
+
+def test_directory_write_replaces_whole_or_keeps_the_old(tmp_path):
+    from rnadiff.io.atomic import atomic_write_dir
+
+    target = tmp_path / "out"
+    atomic_write_dir(target, lambda d: (d / "a.txt").write_text("old"))
+    assert (target / "a.txt").read_text() == "old" and oct(target.stat().st_mode & 0o777) == "0o755"
+
+    def failing(d):
+        (d / "a.txt").write_text("half")
+        raise RuntimeError("writer failed")
+
+    import pytest
+
+    with pytest.raises(RuntimeError):
+        atomic_write_dir(target, failing)
+    assert (target / "a.txt").read_text() == "old"
+    atomic_write_dir(target, lambda d: (d / "b.txt").write_text("new"))
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporaries left beside it

@@ -12,9 +12,7 @@ import json
 import os
 import pickle
 import re
-import shutil
 import struct
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from safetensors import SafetensorError
 
 from rnadiff.errors import CheckpointError, OutputError
 from rnadiff.io.atomic import atomic_write
+from rnadiff.io.atomic import atomic_write_dir as write_dir_atomically
 
 SAFETENSORS = "safetensors"
 TORCH = "torch"
@@ -138,41 +137,13 @@ def atomic_write_file(target: str | os.PathLike, write: Callable[[Path], None], 
 
 
 def atomic_write_dir(target: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Fill a temporary directory beside `target` with write(tmp_dir), then move it into place.
-
-    An existing target (overwrite=True) is first moved aside and removed only after the new one is
-    in place, so at every moment `target` is either the complete old or the complete new one.
-    """
+    """`rnadiff.io.atomic.atomic_write_dir` with the checkpoint policy: refuses an existing target
+    unless overwrite, and anything there that is not a directory."""
     target = Path(target)
     check_can_write(target, overwrite)
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target}: exists and is not a directory")
-    tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    old = None
-    try:
-        write(tmp_dir)
-        for child in tmp_dir.iterdir():
-            _fsync(child)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-            os.replace(target, old / "previous")
-        try:
-            os.replace(tmp_dir, target)
-        except BaseException:
-            if old is not None:  # put the previous checkpoint back rather than lose it
-                os.replace(old / "previous", target)
-            raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
+    return write_dir_atomically(target, write)
 
 
 @contextlib.contextmanager

@@ -1,13 +1,14 @@
-"""Atomic file writes, the one implementation in rnadiff: a temporary file in the target's
-folder, written, flushed to disk, then moved over the target with os.replace.
+"""Atomic file and directory writes, the one implementation in rnadiff: a temporary file (or
+folder) beside the target, written, flushed to disk, then moved over the target with os.replace.
 
-A reader never sees a half-written file, and an interrupted write leaves the old file (if any)
-untouched.
+A reader never sees a half-written file or folder, and an interrupted write leaves the old one (if
+any) untouched.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -41,3 +42,39 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, make_parents: bool 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, make_parents: bool = True) -> Path:
     """`atomic_write_text` for binary content (images, archives)."""
     return atomic_write(path, lambda p: p.write_bytes(data), make_parents=make_parents)
+
+
+def _fsync_tree(path: Path) -> None:
+    for child in path.rglob("*"):
+        if child.is_file():
+            with open(child, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None], *, mode: int = 0o755) -> Path:
+    """Fill a temporary folder beside `path` with write(tmp_dir), then move it into place.
+
+    An existing folder at `path` is first moved aside and removed only after the new one is in
+    place, so at every moment `path` is either the complete old or the complete new folder."""
+    path = Path(path)
+    tmp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    old = None
+    try:
+        write(tmp_dir)
+        _fsync_tree(tmp_dir)
+        os.chmod(tmp_dir, mode)  # mkdtemp makes it private (0o700)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / "previous")
+        try:
+            os.replace(tmp_dir, path)
+        except BaseException:
+            if old is not None:  # put the previous folder back rather than lose it
+                os.replace(old / "previous", path)
+            raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return path

@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 
 from rnadiff.errors import InputError, OutputError
 from rnadiff.io import build_gemmi_structure, read_structure, write_structure
+from rnadiff.io.atomic import atomic_write_dir
 from rnadiff.metrics import AtomTable, structure_quality
 from rnadiff.pipeline.finish import spread
 from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
@@ -136,17 +135,13 @@ def _write_dir(target: Path, result: RefineResult, passed: list[int], summary: d
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{target.parent}: cannot create the output folder ({exc.strerror or exc})") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         for k in passed:
             write_structure(tmp / f"sample_{k}.{fmt}", layout, result.samples[k], b_factors=b_factors, fmt=fmt)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_write_dir(target, write)
 
 
 def _number(v) -> float | None:
