@@ -122,11 +122,13 @@ class StagePipeline:
         conditioner's base-pair prior takes these pairs as given."""
         t0 = time.perf_counter()
         feats = self.features_of(structure_or_features)
-        if secondary_structure is not None:
-            if trunk is not None or not hasattr(self.conditioning, "model"):
-                raise ConfigError("a secondary structure reaches the model through the standalone conditioner; "
-                                  "with upstream trunk embeddings it would be ignored")
-            feats = with_secondary_structure(feats, secondary_structure)
+        standalone = trunk is None and hasattr(self.conditioning, "model")
+        if secondary_structure is not None and not standalone:
+            raise ConfigError("a secondary structure reaches the model through the standalone conditioner; "
+                              "with upstream trunk embeddings it would be ignored")
+        if standalone and (secondary_structure is not None or "pair_prior" not in feats):
+            # Once per structure: the conditioner and the guidance's base-pair term both read it.
+            feats = with_pair_prior(feats, secondary_structure)
         coords, run = self._sample(feats, trunk, progress, guidance)
         result = self._finish(feats, coords, run, time.perf_counter() - t0)
         return result
@@ -198,9 +200,12 @@ class StagePipeline:
         return np.stack(out), reports, seconds
 
 
-def with_secondary_structure(feats: Features, secondary_structure: str) -> Features:
-    """feats with the base-pair prior (`rnadiff.chem.pairing`) holding the dot-bracket's pairs."""
-    pairs = parse_dot_bracket(secondary_structure, int(feats["restype"].shape[0]))
+def with_pair_prior(feats: Features, secondary_structure: str | None = None) -> Features:
+    """feats with the base-pair prior (`rnadiff.chem.pairing`): the pairs the input geometry implies,
+    and the dot-bracket's pairs when one is given."""
+    pairs = None
+    if secondary_structure is not None:
+        pairs = parse_dot_bracket(secondary_structure, int(feats["restype"].shape[0]))
     tensors = dict(feats.as_dict(), pair_prior=pair_prior(feats, pairs))
     return Features(tensors=tensors, layout=feats.layout, notes=list(feats.notes))
 
