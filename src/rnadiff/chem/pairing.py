@@ -187,16 +187,16 @@ def geometric_pair_scores(features: Mapping[str, torch.Tensor]) -> tuple[np.ndar
     is_pair = {(int(a), int(b)) for a, b in cand}
     best = np.full(len(cand), np.inf)
     i, j = cand[:, 0], cand[:, 1]
+    asym = features["asym_id"].detach().cpu().numpy()
+    same_chain = asym[i] == asym[j]
     for step_i, step_j in ((nxt, prev), (prev, nxt)):  # the stack above and the one below
         i1, j1 = step_i[i], step_j[j]
         ok = (i1 >= 0) & (j1 >= 0)
         ok &= np.array([(min(a, b), max(a, b)) in is_pair for a, b in zip(i1, j1)], bool)
-        ok &= np.where(ok, np.abs(j1 - i1) > MIN_LOOP, False) | (features["asym_id"].detach().cpu().numpy()[i] != features["asym_id"].detach().cpu().numpy()[j])
+        ok &= ~same_chain | (np.abs(j1 - i1) > MIN_LOOP)  # the neighbour pair leaves a hairpin loop too
         z = _stack_z(anchors, i, j, np.where(ok, i1, 0), np.where(ok, j1, 0))
         best = np.minimum(best, np.where(ok, z, np.inf))
-    keep = best <= MAX_Z
-    same_chain = features["asym_id"].detach().cpu().numpy()[i] == features["asym_id"].detach().cpu().numpy()[j]
-    keep &= ~same_chain | (j - i > MIN_LOOP)
+    keep = (best <= MAX_Z) & (~same_chain | (j - i > MIN_LOOP))
     return cand[keep], np.exp(-0.5 * best[keep] ** 2)
 
 
