@@ -73,11 +73,18 @@ def crop_features(features: dict[str, torch.Tensor], tokens: torch.Tensor) -> tu
     return out, atoms
 
 
+def crop_index_pairs(pairs: np.ndarray, kept: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs [m, 2] (atoms or tokens) renumbered to positions among the sorted `kept` of n:
+    (renumbered pairs with both ends kept, mask [m] of which were kept)."""
+    new = np.full(n, -1, np.int64)
+    new[kept.numpy()] = np.arange(len(kept))
+    mapped = new[pairs] if len(pairs) else np.zeros((0, 2), np.int64)
+    keep = (mapped >= 0).all(axis=1) if len(mapped) else np.zeros(0, bool)
+    return mapped[keep], keep
+
+
 def crop_bonds(bonds: np.ndarray, bond_lengths: np.ndarray, atoms: torch.Tensor, n_atom: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bonds with both atoms in the crop, renumbered: ([n, 2] int64, [n] float32)."""
-    new = np.full(n_atom, -1, np.int64)
-    new[atoms.numpy()] = np.arange(len(atoms))
-    mapped = new[bonds] if len(bonds) else np.zeros((0, 2), np.int64)
-    keep = (mapped >= 0).all(axis=1) if len(mapped) else np.zeros(0, bool)
-    return torch.from_numpy(mapped[keep]), torch.from_numpy(bond_lengths[keep].astype(np.float32))
+    mapped, keep = crop_index_pairs(bonds, atoms, n_atom)
+    return torch.from_numpy(mapped), torch.from_numpy(bond_lengths[keep].astype(np.float32))

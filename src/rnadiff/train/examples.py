@@ -22,7 +22,7 @@ import numpy as np
 
 from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
 from rnadiff.chem.pairing import pair_prior
-from rnadiff.train.crop import contiguous_tokens, crop_bonds, crop_features, spatial_tokens
+from rnadiff.train.crop import contiguous_tokens, crop_bonds, crop_features, crop_index_pairs, spatial_tokens
 from rnadiff.train.data import Record
 from rnadiff.train.partial import MODES, PartialSettings, simulate_partial
 
@@ -52,10 +52,8 @@ def make_generator(*keys: int) -> torch.Generator:
 
 def crop_pairs(pairs: np.ndarray, tokens: torch.Tensor, n_token: int) -> list[tuple[int, int]]:
     """Annotated pairs with both tokens in the crop, renumbered to crop positions."""
-    new = np.full(n_token, -1, np.int64)
-    new[tokens.numpy()] = np.arange(len(tokens))
-    mapped = new[pairs] if len(pairs) else np.zeros((0, 2), np.int64)
-    return [(int(a), int(b)) for a, b in mapped if a >= 0 and b >= 0]
+    mapped, _ = crop_index_pairs(pairs, tokens, n_token)
+    return [(int(a), int(b)) for a, b in mapped]
 
 
 def base_pair_atoms(features: dict[str, torch.Tensor], pairs: list[tuple[int, int]]) -> torch.Tensor:
