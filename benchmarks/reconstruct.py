@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,13 @@ def select_chains(records, n_chains: int) -> list:
     return sorted({id(r): r for r in picks + long}.values(), key=lambda r: (r.n_token, r.name))
 
 
+@lru_cache(maxsize=None)
+def native_pairs(record) -> frozenset:
+    """The native's canonical pairs, annotated once per chain (every input kind and method reuses them)."""
+    present = record.features["atom_present_mask"].numpy() > 0
+    return frozenset(pair_set(canonical_pairs(record.layout, record.features["coords"].numpy(), present)))
+
+
 def score(record, feats: Features, coords: np.ndarray, seconds: float) -> dict:
     native_x = record.features["coords"].numpy()
     present = record.features["atom_present_mask"].numpy() > 0
@@ -73,7 +81,7 @@ def score(record, feats: Features, coords: np.ndarray, seconds: float) -> dict:
     c = compare_structures(model, native)
     given = feats["atom_present_mask"].numpy() > 0
     dev = np.linalg.norm(coords[given] - feats["coords"].numpy()[given], axis=-1)
-    ref_pairs = pair_set(canonical_pairs(record.layout, native_x, present))
+    ref_pairs = native_pairs(record)
     model_pairs = pair_set(canonical_pairs(record.layout, coords))
     # INF is undefined for a native without canonical pairs (nothing to recover): NaN, left out of means.
     inf = interaction_network_fidelity(model_pairs, ref_pairs) if ref_pairs else float("nan")
