@@ -12,7 +12,9 @@
 # trainer.accelerator=gpu trainer.threads=8 and raise model.stageD.training.N_sample.
 #
 # History: stage 1 (runs/default, sessions 1-2): 32-nt crops, rna_dev only, ~8050 steps,
-# smooth-lDDT radius 30 Å to step 1200 then 15 Å.
+# smooth-lDDT radius 30 Å to step 1200 then 15 Å. Stage 2 (session 3): 4,500 steps, partial weights
+# c1 .25 p .15 three_bead .15 backbone .15 subset .1 noisy .2. Stage 3 (session 4): P-only inputs
+# (the weakest INF) drawn more often, backbone and noisy less (their targets are met).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
@@ -30,7 +32,7 @@ exec python3 -m rnadiff.cli.main train \
     trainer.early_stopping_patience=20 trainer.threads=${THREADS:-1} trainer.log_every=10 trainer.progress_refresh=10 \
     data.crop_size=256 data.length_balanced=true data.ss_prob=0.3 data.long_val_fraction=0.3 \
     data.max_val_structures=24 data.max_length=400 \
-    data.partial.c1=0.25 data.partial.p=0.15 data.partial.three_bead=0.15 data.partial.backbone=0.15 \
-    data.partial.subset=0.1 data.partial.noisy=0.2 \
+    data.partial.c1=0.25 data.partial.p=0.25 data.partial.three_bead=0.15 data.partial.backbone=0.1 \
+    data.partial.subset=0.1 data.partial.noisy=0.15 \
     model.stageD.training.N_sample=4 model.stageD.training.lr=5e-4 model.stageD.training.warmup_steps=50 \
     model.stageD.training.loss.lddt_nucleotide_radius=15 "$@"
