@@ -4,17 +4,15 @@ which canonical pairs an input implies, as a token-pair feature.
 Partial inputs (a C1′ trace, P atoms, a backbone) say nothing explicit about base pairing, yet the
 pairs define an RNA's structure. Two sources give them to the conditioner:
 
-* **Geometry.** Two stacked canonical pairs (i, j), (i+1, j−1) hold their anchors in a tight
-  A-form arrangement: the four cross-strand distances d(i,j), d(i+1,j−1), d(i,j−1), d(i+1,j) of
-  C1′, P, C4′ or the glycosidic N atoms scatter by 0.2–1 Å around the means below (measured on
-  708 stacked canonical pairs of the rna_dev training split, annotated by
-  `rnadiff.metrics.basepairs`). Every complementary (G–C, A–U, G·U) stack of the input is scored
-  by the RMS z-score of the distances its given anchors allow; a pair scores by the best stack it
-  belongs to, and a greedy one-partner matching keeps the best-scoring pairs.
+* **Geometry.** A canonical pair and the pairs stacked on it hold their C1′, P, C4′ or glycosidic
+  N atoms at characteristic cross-strand distances. Every complementary (G–C, A–U, G·U) pair of
+  the input within pairing distance is scored by a learned classifier over the distances of the
+  residues around it (`rnadiff.chem.pair_classifier`); a greedy one-partner matching keeps the
+  most probable pairs above the classifier's threshold.
 * **A user's secondary structure** (dot-bracket, pseudoknot brackets allowed), taken as given.
 
 `pair_prior(features, pairs=None)` returns float32 [N_tok, N_tok, 4]:
-  0  geometric score exp(−z²/2) in [0, 1] (0 for non-complementary or unsupported pairs)
+  0  classifier probability in [0, 1] (0 for non-complementary pairs, distant ones, or below MIN_SCORE)
   1  1 where the matching keeps the pair
   2  1 where the user's secondary structure pairs i and j
   3  1 everywhere when a secondary structure was given (so "unpaired" there is information)
@@ -30,20 +28,12 @@ from scipy.spatial import cKDTree
 
 from rnadiff.chem.features import name_char_codes
 from rnadiff.chem.library import get_template
+from rnadiff.chem.pair_classifier import ANCHORS, CANDIDATE_RADIUS, PairClassifier, packaged_classifier, pair_features
 from rnadiff.chem.vocab import RESTYPE_INDEX
 from rnadiff.errors import InputError, UnknownResidueError
 
 N_PRIOR_CHANNELS = 4
-# Anchor -> (mean, sd) in Å of d(i,j), d(i+1,j-1), d(i,j-1), d(i+1,j) in stacked canonical pairs.
-STACK_DISTANCES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "C1'": ((10.61, 10.61, 13.77, 7.89), (0.21, 0.21, 0.38, 0.46)),
-    "P": ((18.44, 18.53, 18.84, 17.36), (0.55, 0.61, 0.99, 0.35)),
-    "C4'": ((15.04, 15.04, 17.61, 12.34), (0.23, 0.23, 0.33, 0.48)),
-    "N": ((8.91, 8.91, 11.49, 7.03), (0.15, 0.15, 0.39, 0.41)),  # N9 of purines, N1 of pyrimidines
-}
-# Inputs come from coarse predictors; the native scatter alone would reject slightly off stacks.
-SD_FLOOR = 0.6  # Å
-MAX_Z = 2.5  # stacks scoring worse are not evidence
+MIN_SCORE = 0.05  # classifier probabilities below this are not written into the prior
 MIN_LOOP = 3  # residues between the two sides of a hairpin
 # Donor–acceptor atom pairs per complementary pair type (first base, second base); the first
 # entry is the central H-bond that defines the cis/trans side.
@@ -119,7 +109,7 @@ def _anchor_positions(features: Mapping[str, torch.Tensor], parents: Sequence[st
         return (chars == np.array(name_char_codes(name))).all(-1) & given
 
     out = {}
-    for anchor in STACK_DISTANCES:
+    for anchor in ANCHORS:
         if anchor == "N":
             sel = (match("N9") & purine[tok]) | (match("N1") & ~purine[tok])
         else:
@@ -143,70 +133,53 @@ def _next_token(features: Mapping[str, torch.Tensor]) -> np.ndarray:
 
 
 def _candidates(anchors, n_tok: int) -> np.ndarray:
-    """[M, 2] token pairs (i < j) close enough under some given anchor to be a stacked pair."""
+    """[M, 2] token pairs (i < j) close enough under some given anchor to be a canonical pair."""
     found = set()
     for name, (pos, known) in anchors.items():
         idx = np.nonzero(known)[0]
         if len(idx) < 2:
             continue
-        radius = max(STACK_DISTANCES[name][0]) + 3.0
-        for a, b in cKDTree(pos[idx]).query_pairs(radius):
+        for a, b in cKDTree(pos[idx]).query_pairs(CANDIDATE_RADIUS[name]):
             found.add((int(min(idx[a], idx[b])), int(max(idx[a], idx[b]))))
     return np.array(sorted(found), np.int64).reshape(-1, 2)
 
 
-def _stack_z(anchors, i: np.ndarray, j: np.ndarray, i1: np.ndarray, j1: np.ndarray) -> np.ndarray:
-    """RMS z-score of the stack (i, j), (i1, j1) over every given anchor distance; inf if none."""
-    sq = np.zeros(len(i))
-    count = np.zeros(len(i))
-    for name, (pos, known) in anchors.items():
-        mean, sd = (np.array(v) for v in STACK_DISTANCES[name])
-        sd = np.maximum(sd, SD_FLOOR)
-        for k, (a, b) in enumerate(((i, j), (i1, j1), (i, j1), (i1, j))):
-            ok = known[a] & known[b]
-            d = np.linalg.norm(pos[a] - pos[b], axis=-1)
-            sq += np.where(ok, ((d - mean[k]) / sd[k]) ** 2, 0.0)
-            count += ok
-    return np.where(count >= 2, np.sqrt(sq / np.maximum(count, 1)), np.inf)
-
-
-def geometric_pair_scores(features: Mapping[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-    """(pairs [M, 2] with i < j, score [M] in (0, 1]) of complementary pairs in a plausible stack."""
+def candidate_features(features: Mapping[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs [M, 2] with i < j, classifier features [M, N_FEATURES]) of the complementary pairs
+    within pairing distance under some given anchor, outside hairpin loops shorter than MIN_LOOP."""
     restype = features["restype"].argmax(-1).detach().cpu().numpy()
     parents = [_PARENT_OF_RESTYPE.get(int(r), "N") for r in restype]
-    n_tok = len(parents)
     anchors = _anchor_positions(features, parents)
-    cand = _candidates(anchors, n_tok)
-    nxt = _next_token(features)
-    prev = np.full(n_tok, -1)
-    prev[nxt[nxt >= 0]] = np.nonzero(nxt >= 0)[0]
-    comp = np.array([(parents[a], parents[b]) in COMPLEMENTARY for a, b in cand], bool)
-    cand = cand[comp] if len(cand) else cand
+    cand = _candidates(anchors, len(parents))
+    asym = features["asym_id"].detach().cpu().numpy()
+    if len(cand):
+        same = asym[cand[:, 0]] == asym[cand[:, 1]]
+        ok = np.array([(parents[a], parents[b]) in COMPLEMENTARY for a, b in cand], bool)
+        cand = cand[ok & (~same | (cand[:, 1] - cand[:, 0] > MIN_LOOP))]
+    same_chain = asym[cand[:, 0]] == asym[cand[:, 1]] if len(cand) else np.zeros(0, bool)
+    x = pair_features(anchors, parents, _next_token(features), same_chain, cand, COMPLEMENTARY)
+    return cand, x
+
+
+def geometric_pair_scores(features: Mapping[str, torch.Tensor], classifier: PairClassifier | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs [M, 2] with i < j, probability [M]) of complementary candidates the classifier gives
+    at least MIN_SCORE (the packaged classifier unless one is passed)."""
+    cand, x = candidate_features(features)
     if len(cand) == 0:
         return cand, np.zeros(0)
-    is_pair = {(int(a), int(b)) for a, b in cand}
-    best = np.full(len(cand), np.inf)
-    i, j = cand[:, 0], cand[:, 1]
-    asym = features["asym_id"].detach().cpu().numpy()
-    same_chain = asym[i] == asym[j]
-    for step_i, step_j in ((nxt, prev), (prev, nxt)):  # the stack above and the one below
-        i1, j1 = step_i[i], step_j[j]
-        ok = (i1 >= 0) & (j1 >= 0)
-        ok &= np.array([(min(a, b), max(a, b)) in is_pair for a, b in zip(i1, j1)], bool)
-        ok &= ~same_chain | (np.abs(j1 - i1) > MIN_LOOP)  # the neighbour pair leaves a hairpin loop too
-        z = _stack_z(anchors, i, j, np.where(ok, i1, 0), np.where(ok, j1, 0))
-        best = np.minimum(best, np.where(ok, z, np.inf))
-    keep = (best <= MAX_Z) & (~same_chain | (j - i > MIN_LOOP))
-    return cand[keep], np.exp(-0.5 * best[keep] ** 2)
+    prob = (classifier or packaged_classifier()).probability(x)
+    keep = prob >= MIN_SCORE
+    return cand[keep], prob[keep]
 
 
-def match_pairs(pairs: np.ndarray, scores: np.ndarray) -> list[tuple[int, int]]:
-    """Greedy one-partner matching, best score first."""
+def match_pairs(pairs: np.ndarray, scores: np.ndarray, threshold: float = 0.0) -> list[tuple[int, int]]:
+    """Greedy one-partner matching, best score first, of the pairs scoring at least `threshold`."""
     taken: set[int] = set()
     kept = []
     for k in np.argsort(-scores, kind="stable"):
         a, b = int(pairs[k, 0]), int(pairs[k, 1])
-        if a in taken or b in taken:
+        if scores[k] < threshold or a in taken or b in taken:
             continue
         taken.update((a, b))
         kept.append((a, b))
@@ -220,7 +193,7 @@ def pair_prior(features: Mapping[str, torch.Tensor], given_pairs: Iterable[tuple
     pairs, scores = geometric_pair_scores(features)
     if len(pairs):
         prior[pairs[:, 0], pairs[:, 1], 0] = scores
-        for a, b in match_pairs(pairs, scores):
+        for a, b in match_pairs(pairs, scores, packaged_classifier().threshold):
             prior[a, b, 1] = 1.0
     if given_pairs is not None:
         for a, b in given_pairs:
