@@ -82,24 +82,6 @@ def test_parse_dot_bracket():
             parse_dot_bracket(bad, n)
 
 
-@pytest.mark.parametrize("kind", ["c1", "p", "three_bead", "backbone"])
-def test_geometric_prior_recovers_most_pairs(chains, kind):
-    tp = fp = fn = 0
-    for feats in chains.values():
-        present = feats["atom_present_mask"].numpy() > 0
-        truth = pair_set(canonical_pairs(feats.layout, feats["coords"].numpy(), present))
-        f = dict(feats.as_dict())
-        given = mode_mask(kind, f, torch.Generator().manual_seed(0)) & (f["atom_present_mask"] > 0)
-        f["atom_present_mask"] = given.float()
-        f["coords"] = torch.where(given[:, None], f["coords"], torch.zeros_like(f["coords"]))
-        prior = pair_prior(f)
-        assert prior.shape == (len(feats.layout.parents), len(feats.layout.parents), N_PRIOR_CHANNELS)
-        assert torch.equal(prior, prior.transpose(0, 1))
-        found = {(int(a), int(b)) for a, b in zip(*np.nonzero(np.triu(prior[..., 1].numpy())))}
-        tp, fp, fn = tp + len(found & truth), fp + len(found - truth), fn + len(truth - found)
-    assert tp / (tp + fp) >= 0.7 and tp / (tp + fn) >= 0.6
-
-
 def test_user_pairs_fill_their_channels(chains):
     feats = next(iter(chains.values()))
     n = len(feats.layout.parents)

@@ -75,7 +75,7 @@ def fit(x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int) -> tuple[nn.Seq
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         sched.step()
         print(f"epoch {epoch + 1}/{epochs}: loss {total / len(xt):.4f}", file=sys.stderr, flush=True)
     return mlp, mean, std
@@ -99,7 +99,7 @@ def matched_inf(chains: list[tuple[np.ndarray, np.ndarray, set]], threshold: flo
         kept = set(match_pairs(pairs, prob, threshold)) if len(pairs) else set()
         tp = len(kept & native)
         infs.append(np.sqrt(tp / len(kept) * tp / len(native)) if kept and tp else 0.0)
-    return float(np.mean(infs))
+    return float(np.mean(infs)) if infs else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     records = sorted({r.seq_md5: r for r in records}.values(), key=lambda r: r.name)
     aside = [r for r in records if int(hashlib.md5(("pairclf" + r.seq_md5).encode()).hexdigest(), 16) % 10 == 0]
     fit_set = [r for r in records if r not in aside]
+    if not aside or not fit_set:
+        raise SystemExit(f"pair classifier: {len(records)} training chains are too few to keep a tenth aside")
     xs, ys = [], []
     for r in fit_set:
         for mode in a.modes:
