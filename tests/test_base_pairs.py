@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from rnadiff.chem import featurize
-from rnadiff.chem.pairing import N_PRIOR_CHANNELS, pair_prior, parse_dot_bracket
+from rnadiff.chem.pairing import pair_prior, parse_dot_bracket
 from rnadiff.errors import InputError
 from rnadiff.io import read_structure
 from rnadiff.metrics.basepairs import canonical_pairs, interaction_network_fidelity, pair_set
-from rnadiff.train.partial import mode_mask
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "rnapolis_canonical_pairs.json").read_text())
 

@@ -10,7 +10,7 @@ import torch
 
 from rnadiff.chem import featurize
 from rnadiff.chem.pair_classifier import N_FEATURES, PAIR_TYPES, PairClassifier, walk
-from rnadiff.chem.pairing import COMPLEMENTARY, candidate_features, pair_prior, prior_pairs
+from rnadiff.chem.pairing import COMPLEMENTARY, N_PRIOR_CHANNELS, candidate_features, pair_prior, prior_pairs
 from rnadiff.io import read_structure
 from rnadiff.metrics.basepairs import canonical_pairs, pair_set
 from rnadiff.train import pair_classifier as train_clf
@@ -59,6 +59,7 @@ def test_shipped_classifier_recovers_the_pairs_of_heldout_chains(heldout, kind):
     for feats in heldout:
         truth = pair_set(canonical_pairs(feats.layout, feats["coords"].numpy(), feats["atom_present_mask"].numpy() > 0))
         prior = pair_prior(_reduced(feats, kind))
+        assert prior.shape == (feats.layout.n_tokens, feats.layout.n_tokens, N_PRIOR_CHANNELS) and torch.equal(prior, prior.transpose(0, 1))
         found = set(prior_pairs(prior)[0])
         tp, n_found, n_true = tp + len(found & truth), n_found + len(found), n_true + len(truth)
     # The hand-set stack prior it replaced reached precision 0.84 / recall 0.76 from C1' on the
