@@ -15,7 +15,7 @@ them in the JSON.) Each native is reduced to the given atoms and rebuilt by
 - the baseline: ideal nucleotides of the monomer library placed on the given atoms (Kabsch on
   ≥ 3 given atoms of a residue; for C1′/P only, oriented in a local frame of the neighbours).
 Scores against the native: all-heavy-atom RMSD, all-atom lDDT, canonical base-pair INF
-(`rnadiff.metrics.basepairs`), clashes per 1000 atoms, chirality errors, the largest distance of a
+(`rnadiff.metrics.basepairs`), non-canonical pair and stacking INF (`rnadiff.metrics.validation`), clashes per 1000 atoms, chirality errors, the largest distance of a
 given atom from its input position, and seconds. Tables: means per input kind × length bin.
 """
 from __future__ import annotations
@@ -43,7 +43,8 @@ from reconstruct_baseline import baseline, fit_orientation  # noqa: E402
 
 KINDS = {"c1": "C1′ only", "p": "P only", "three_bead": "3-bead (P, C4′, N1/N9)", "backbone": "backbone only"}
 BINS = ((0, 50, "≤ 50 nt"), (51, 100, "51–100 nt"), (101, 10**6, "> 100 nt"))
-COLUMNS = ("rmsd", "lddt", "inf_canonical", "clashes_per_1000", "chirality_errors", "given_max_dev", "seconds")
+COLUMNS = ("rmsd", "lddt", "inf_canonical", "inf_non_canonical", "inf_stacking", "clashes_per_1000", "chirality_errors",
+           "given_max_dev", "seconds")
 
 
 def reduce_to(record, kind: str) -> Features:
@@ -85,7 +86,13 @@ def score(record, feats: Features, coords: np.ndarray, seconds: float) -> dict:
     model_pairs = pair_set(canonical_pairs(record.layout, coords))
     # INF is undefined for a native without canonical pairs (nothing to recover): NaN, left out of means.
     inf = interaction_network_fidelity(model_pairs, ref_pairs) if ref_pairs else float("nan")
+    # Non-canonical pairs (residue pair and Leontis–Westhof class must match) and stacking, from
+    # the validation report compare_structures already made; NaN likewise where the native has none.
+    val = c["validation"]
+    other = {kind: val["inf"][kind] if val["reference"][count] else float("nan")
+             for kind, count in (("non_canonical", "non_canonical_pairs"), ("stacking", "stacking"))}
     return {"rmsd": c["rmsd"], "lddt": c["lddt"], "inf_canonical": inf,
+            "inf_non_canonical": other["non_canonical"], "inf_stacking": other["stacking"],
             "n_pairs_native": len(ref_pairs), "n_pairs_model": len(model_pairs),
             "clashes_per_1000": c["model"]["clashes_per_1000_atoms"],
             "chirality_errors": c["model"].get("chirality_errors", float("nan")),
@@ -152,17 +159,18 @@ def merge(parts: list[dict]) -> dict:
 
 
 def table(rows: list[dict], methods: list[str]) -> str:
-    out = ["| input | length | chains | method | RMSD (Å) | lDDT | canonical INF | clashes/1000 | chirality errors "
-           "| given-atom max dev (Å) | s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| input | length | chains | method | RMSD (Å) | lDDT | canonical INF | non-canonical INF | stacking INF "
+           "| clashes/1000 | chirality errors | given-atom max dev (Å) | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind, label in KINDS.items():
         for lo, hi, bin_label in (*BINS, (0, 10**6, "all")):
             sel = [r for r in rows if r["input"] == kind and lo <= r["n"] <= hi]
             if not sel:
                 continue
             for m in methods:
-                vals = [np.nanmean([r[m][c] for r in sel]) for c in COLUMNS]
+                # Rows of older result files lack the later columns: NaN there.
+                vals = [np.nanmean([r[m].get(c, np.nan) for r in sel]) for c in COLUMNS]
                 out.append(f"| {label} | {bin_label} | {len(sel)} | {m} | {vals[0]:.2f} | {vals[1]:.3f} | {vals[2]:.2f} | "
-                           f"{vals[3]:.1f} | {vals[4]:.1f} | {vals[5]:.2f} | {vals[6]:.1f} |")
+                           f"{vals[3]:.2f} | {vals[4]:.2f} | {vals[5]:.1f} | {vals[6]:.1f} | {vals[7]:.2f} | {vals[8]:.1f} |")
     return "\n".join(out)
 
 
