@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from rnadiff.chem.pairing import pair_prior
 from rnadiff.model.diffusion_module import DiffusionCache, DiffusionModule
-from rnadiff.model.standalone_embedder import CoordinateConditioner
+from rnadiff.model.coordinate_conditioner import CoordinateConditioner
 
 Trunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 

@@ -11,7 +11,7 @@ from rnadiff.chem import collate_features, featurize
 from rnadiff.diffusion.augmentation import uniform_random_rotation
 from rnadiff.io import read_structure
 from rnadiff.model.refinement_model import RefinementModel
-from rnadiff.model.standalone_embedder import CoordinateConditioner
+from rnadiff.model.coordinate_conditioner import CoordinateConditioner
 
 EXAMPLES = Path(rnadiff.__file__).parent / "examples"
 TINY_DIFFUSION = dict(c_token=32, c_s=32, c_z=16, c_s_inputs=81, c_atom=16, c_atompair=8, c_noise_embedding=16,
