@@ -9,6 +9,7 @@ Two users:
 E = Σ((d-d0)/esd)² + Σ((θ-θ0)/esd)² + Σ(dist to best plane/esd)²
     + Σ(relu(tol_v - sign·V)/esd_v)²            chirality (V the signed volume, Å³)
     + Σ(relu(r_i + r_j - allowance_ij - tol_c - d)/esd_c)²   clash (pairs > 3 bonds apart)
+    + Σ((d-d0)/esd)²                              distance restraints (e.g. asserted base pairs)
     + Σ|x - x_start|²/tether²
 minimised by scipy's L-BFGS-B on the flattened coordinates of all samples at once (the samples
 are independent terms of one sum, so one optimiser run serves them all). Gradients are analytic
@@ -65,10 +66,16 @@ class PolishSettings:
     # strained long chains need them, clean ones stop after the first rounds at no cost.
     extra_rounds: int = 6
     clash_overlap_counted: float = 0.4  # Å (rnadiff.metrics.clashes.CLASH_OVERLAP)
+    # Each extra round scales by this the weights of the distance-restraint groups (an asserted
+    # base pair) with an atom in a residue that still has a counted clash: where a pair and a
+    # clash cannot both be met, the clash wins; the other groups keep their full weight.
+    distance_decay: float = 0.25
 
     def __post_init__(self):
-        if self.max_iter < 0 or self.tether <= 0 or self.clash_rounds < 1 or self.extra_rounds < 0:
-            raise ValueError(f"polish needs max_iter >= 0, tether > 0, clash_rounds >= 1, extra_rounds >= 0: {self}")
+        if self.max_iter < 0 or self.tether <= 0 or self.clash_rounds < 1 or self.extra_rounds < 0 \
+                or not 0 <= self.distance_decay <= 1:
+            raise ValueError(f"polish needs max_iter >= 0, tether > 0, clash_rounds >= 1, extra_rounds >= 0, "
+                             f"0 <= distance_decay <= 1: {self}")
         if min(self.chirality_esd, self.clash_esd) <= 0 or min(self.clash_tolerance, self.neighbor_skin) < 0:
             raise ValueError(f"polish needs positive esds and non-negative tolerances: {self}")
 
@@ -79,7 +86,11 @@ class PolishRestraints:
 
     chirals [nc, 4] rows (centre, a, b, c) with chiral_signs [nc] (±1, 0 = unknown);
     radius [n] vdW radii (Å) and polar [n] (N/O) enable the clash term, exclude [m, 2] holds the
-    pairs never counted as clashes (at most 3 bonds apart). Empty arrays switch a term off."""
+    pairs never counted as clashes (at most 3 bonds apart); distances [md, 2] with
+    distance_targets/distance_esds [md] (Å) are extra harmonic distance restraints (the canonical
+    geometry of asserted base pairs, `rnadiff.chem.pair_geometry`), distance_groups [md] the
+    group (pair) of each and atom_residue [n] each atom's residue (which groups yield to a clash
+    left in a residue; without them every group does). Empty arrays switch a term off."""
 
     n_atoms: int
     bonds: np.ndarray
@@ -95,17 +106,31 @@ class PolishRestraints:
     radius: np.ndarray | None = None
     polar: np.ndarray | None = None
     exclude: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    distances: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    distance_targets: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    distance_esds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    distance_groups: np.ndarray | None = None
+    atom_residue: np.ndarray | None = None
 
     @classmethod
     def from_topology(cls, topology, radius: np.ndarray | None = None, polar: np.ndarray | None = None,
-                      ) -> "PolishRestraints":
-        """From `rnadiff.chem.topology.Topology`; clashes only when radius (and polar) are given."""
+                      distances: tuple[np.ndarray, ...] | None = None,
+                      atom_residue: np.ndarray | None = None) -> "PolishRestraints":
+        """From `rnadiff.chem.topology.Topology`; clashes only when radius (and polar) are given;
+        distances = (atom pairs, targets, esds[, groups]) adds distance restraints."""
         t = topology
         exclude = t.bonded_pairs(3) if radius is not None else np.zeros((0, 2), np.int64)
+        extra = {}
+        if distances is not None:
+            extra = {"distances": np.asarray(distances[0], np.int64).reshape(-1, 2),
+                     "distance_targets": np.asarray(distances[1], np.float64),
+                     "distance_esds": np.asarray(distances[2], np.float64),
+                     "distance_groups": None if len(distances) < 4 else np.asarray(distances[3], np.int64),
+                     "atom_residue": None if atom_residue is None else np.asarray(atom_residue, np.int64)}
         return cls(n_atoms=t.n_atoms, bonds=t.bonds, bond_lengths=t.bond_lengths, bond_esds=t.bond_esds,
                    angles=t.angles, angle_values=t.angle_values, angle_esds=t.angle_esds, planes=t.planes,
                    plane_esds=t.plane_esds, chirals=t.chirals, chiral_signs=t.chiral_signs, radius=radius,
-                   polar=polar, exclude=exclude)
+                   polar=polar, exclude=exclude, **extra)
 
 
 class _Tiled:
@@ -125,6 +150,15 @@ class _Tiled:
 
         self.size = n * n_samples
         self.bonds, self.b0, self.bw = tile(r.bonds, 2), rep(r.bond_lengths), rep(1.0 / np.asarray(r.bond_esds) ** 2)
+        self.dist, self.d0 = tile(r.distances, 2), rep(r.distance_targets)
+        self.dw = rep(1.0 / np.asarray(r.distance_esds, np.float64) ** 2)
+        # group key per tiled restraint (sample · n_groups + group) and residue key per tiled atom
+        groups = np.zeros(len(r.distances), np.int64) if r.distance_groups is None else r.distance_groups
+        n_groups = int(groups.max()) + 1 if len(groups) else 1
+        self.dgroup = (groups[None] + (np.arange(n_samples) * n_groups)[:, None]).reshape(-1)
+        residue = np.zeros(n, np.int64) if r.atom_residue is None else np.asarray(r.atom_residue, np.int64)
+        n_res = int(residue.max()) + 1 if n else 1
+        self.residue = (residue[None] + (np.arange(n_samples) * n_res)[:, None]).reshape(-1)
         self.angles, self.a0 = tile(r.angles, 3), rep(np.deg2rad(r.angle_values))
         self.aw = rep(1.0 / np.deg2rad(np.asarray(r.angle_esds, np.float64)) ** 2)
         k = max((len(p) for p in r.planes), default=0)
@@ -176,6 +210,18 @@ def _bond_terms(x, t: _Tiled, g) -> float:
     g.add(t.bonds[:, 0], gb)
     g.add(t.bonds[:, 1], -gb)
     return float((t.bw * r * r).sum())
+
+
+def _distance_terms(x, t: _Tiled, g) -> float:
+    if not len(t.dist):
+        return 0.0
+    dv = x[t.dist[:, 0]] - x[t.dist[:, 1]]
+    d = np.sqrt((dv * dv).sum(1))
+    r = d - t.d0
+    gd = (2 * t.dw * r / np.maximum(d, 1e-9))[:, None] * dv
+    g.add(t.dist[:, 0], gd)
+    g.add(t.dist[:, 1], -gd)
+    return float((t.dw * r * r).sum())
 
 
 def _angle_terms(x, t: _Tiled, g) -> float:
@@ -273,7 +319,8 @@ def _clash_pairs(x: np.ndarray, r: PolishRestraints, n_samples: int, s: PolishSe
 def polish_energy(x: np.ndarray, t: _Tiled, x_start: np.ndarray) -> tuple[float, np.ndarray]:
     """Energy and gradient [S·n, 3] of the tiled system at x [S·n, 3]."""
     g = _Grad(len(x))
-    e = sum(term(x, t, g) for term in (_bond_terms, _angle_terms, _plane_terms, _chirality_terms, _clash_terms))
+    e = sum(term(x, t, g) for term in (_bond_terms, _angle_terms, _plane_terms, _chirality_terms, _clash_terms,
+                                       _distance_terms))
     dz = x - x_start
     return e + t.tether_w * float((dz * dz).sum()), g.total() + 2 * t.tether_w * dz
 
@@ -322,17 +369,33 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
                 # the tether moves to the current coordinates: a clash that needs more than
                 # ~tether Å of movement is resolved over several rounds instead of never
                 x_start[:] = x
+                _yield_to_clashes(x, t, settings)
         res = lbfgs_b(fun, x[free].ravel(), iters, ftol=ftol)
         x[free] = res.x.reshape(-1, 3)
     return x.reshape(coords.shape)
 
 
-def _counted_clashes(x: np.ndarray, t: _Tiled, s: PolishSettings) -> int:
-    """Pairs of the current list that the metric would count (overlap >= clash_overlap_counted)."""
+def _counted_mask(x: np.ndarray, t: _Tiled, s: PolishSettings) -> np.ndarray:
+    """[pairs] bool: pairs of the current list the metric would count (overlap >= clash_overlap_counted)."""
     if not len(t.pairs):
-        return 0
+        return np.zeros(0, bool)
     d = np.sqrt(((x[t.pairs[:, 0]] - x[t.pairs[:, 1]]) ** 2).sum(1))
-    return int((t.limit + s.clash_tolerance - d >= s.clash_overlap_counted - 1e-9).sum())
+    return t.limit + s.clash_tolerance - d >= s.clash_overlap_counted - 1e-9
+
+
+def _counted_clashes(x: np.ndarray, t: _Tiled, s: PolishSettings) -> int:
+    return int(_counted_mask(x, t, s).sum())
+
+
+def _yield_to_clashes(x: np.ndarray, t: _Tiled, s: PolishSettings) -> None:
+    """Scale by distance_decay the weights of the restraint groups touching a residue that holds
+    a counted clash."""
+    if not len(t.dist) or s.distance_decay == 1:
+        return
+    clashing = np.unique(t.residue[t.pairs[_counted_mask(x, t, s)].ravel()])
+    touched = np.isin(t.residue[t.dist], clashing).any(1)
+    weak = np.isin(t.dgroup, np.unique(t.dgroup[touched]))
+    t.dw = np.where(weak, t.dw * s.distance_decay, t.dw)
 
 
 def regularize_coords(

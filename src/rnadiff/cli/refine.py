@@ -113,7 +113,7 @@ def settings_from(args: argparse.Namespace, overrides: list[str]):
         diffusion_chunk_size=inf["sampling"]["diffusion_chunk_size"],
         anchor_strength=group.anchoring.strength, anchor_until_sigma=group.anchoring.until_sigma,
         regularize=group.postprocess.regularize, regularize_tether=group.postprocess.tether,
-        regularize_iterations=group.postprocess.max_iter,
+        regularize_iterations=group.postprocess.max_iter, regularize_pairs=group.postprocess.base_pairs,
         given_tolerance=None if getattr(args, "noisy_input", False) else float(getattr(args, "given_tolerance", 0.0)),
         guidance=_guidance_settings(cfg, args), minimization=_minimization_settings(cfg, args))
 

@@ -180,6 +180,7 @@ class Postprocess:
     regularize: bool = MISSING
     tether: float = MISSING
     max_iter: int = MISSING
+    base_pairs: float = MISSING
 
 
 @dataclass

@@ -80,12 +80,11 @@ def clamp_given(x: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance:
     return out
 
 
-def restraints_of(features: Any, topology: Any, clashes: bool) -> PolishRestraints:
+def restraints_of(features: Any, topology: Any, clashes: bool, pair_weight: float = 0.0) -> PolishRestraints:
     """The polish's restraints of one structure; with `clashes` the non-bonded repulsion is on
-    (vdW radii and polar flags from the features' elements, as the guidance and the metric)."""
-    if not clashes:
-        return PolishRestraints.from_topology(topology)
-    return polish_restraints(features, topology)
+    (vdW radii and polar flags from the features' elements, as the guidance and the metric);
+    `pair_weight` > 0 restrains the prior's asserted base pairs to canonical geometry."""
+    return polish_restraints(features, topology, pair_weight=pair_weight, clashes=clashes)
 
 
 def polish(samples: np.ndarray, restraints: PolishRestraints, settings: Polish,

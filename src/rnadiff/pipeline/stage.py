@@ -53,6 +53,9 @@ class PipelineSettings:
     regularize: bool = True
     regularize_tether: float = 0.6
     regularize_iterations: int = 300
+    # Weight of the polish's restraint of the prior's asserted base pairs to canonical geometry
+    # (rnadiff.chem.pair_geometry, issue 15); 0 leaves them out.
+    regularize_pairs: float = 1.0
     # Given atoms in the output within this many Å of the input (0: exactly); None lets them move
     # (noisy inputs).
     given_tolerance: float | None = 0.0
@@ -168,7 +171,8 @@ class StagePipeline:
         tokens = feats["atom_to_token_idx"].numpy()
         topology = feats.topology() if s.regularize else None
         kept = s.given_tolerance is not None
-        restraints = finish.restraints_of(feats, topology, clashes=kept) if s.regularize else None
+        restraints = (finish.restraints_of(feats, topology, clashes=kept, pair_weight=s.regularize_pairs)
+                      if s.regularize else None)
         t0 = time.perf_counter()
         if s.given_tolerance is None and s.regularize:
             coords = finish.polish(coords, restraints, s.polish)

@@ -13,7 +13,7 @@ from typing import Any
 
 from rnadiff.errors import ConfigError
 
-POTENTIALS = ("bond", "link", "angle", "chirality", "planarity", "clash", "given", "base_pair")
+POTENTIALS = ("bond", "link", "angle", "chirality", "planarity", "clash", "given", "base_pair", "pair_template")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ DEFAULT_TERMS = {
     # H-bonds of the pairs the base-pair prior asserts (a user's secondary structure, else the
     # pairs inferred from the input geometry), in esd units of 0.2 Å / sqrt(confidence).
     "base_pair": TermSchedule(0.0, 4.0, 1.0, 2.25),
+    # The same pairs held to the whole canonical pair geometry (C1' and ring cross distances,
+    # rnadiff.chem.pair_geometry), in esd units of the measured spread / sqrt(confidence).
+    "pair_template": TermSchedule(0.0, 4.0, 1.0, 1.0),
 }
 
 

@@ -113,6 +113,8 @@ class RNAGuidance:
             "clash": lambda: P.clash_energy(x, t, pairs, tol["clash"]),
             "given": lambda: P.given_energy(x, t, tol["given"]),
             "base_pair": lambda: P.bond_energy(x, t.pair_hbonds, HBOND_LENGTH, t.pair_hbond_esd, tol["base_pair"]),
+            "pair_template": lambda: P.bond_energy(x, t.pair_template, t.pair_template_length, t.pair_template_esd,
+                                                   tol["pair_template"]),
         }
 
     def energies(self, x: torch.Tensor, pairs: tuple | None = None) -> dict[str, torch.Tensor]:

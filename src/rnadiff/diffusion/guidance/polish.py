@@ -7,6 +7,12 @@ repaired together after sampling (issue 16: default outputs near native cleanlin
 
 Radii and polar flags come from the features' element one-hots, exactly as the guidance's clash
 term and the MolProbity-style metric use them (Bondi radii, H-bond allowance for N/O pairs).
+
+With `pair_weight` > 0 the pairs the base-pair prior asserts (`features["pair_prior"]`: a user's
+secondary structure, else the pairs inferred from the input geometry) are restrained to the
+canonical cis Watson–Crick / G·U geometry (`rnadiff.chem.pair_geometry`, issue 15): the sampler
+often leaves an asserted pair's bases near each other but not paired, and the polish is where
+all atoms but the given ones are free to move together.
 """
 from __future__ import annotations
 
@@ -14,18 +20,38 @@ from typing import Any
 
 import numpy as np
 
+from rnadiff.chem.pair_geometry import pair_template_groups
+from rnadiff.chem.pairing import prior_pairs
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
 from rnadiff.diffusion.guidance.terms import radii_from_elements
 
 
-def polish_restraints(features: Any, topology: Any = None) -> PolishRestraints:
-    """Polish restraints with the clash term on, from `rnadiff.chem.featurize` output (a Features
-    with `.topology()`, or a mapping with `ref_element` plus its `topology`)."""
+def pair_distances(features: Any, weight: float) -> tuple[np.ndarray, ...] | None:
+    """The asserted pairs' template distances (atoms, targets, esds / sqrt(weight), pair of
+    each), or None without a prior or with weight 0."""
+    if weight <= 0 or "pair_prior" not in features:
+        return None
+    pairs, confidence = prior_pairs(features["pair_prior"])
+    atoms, target, esd, group = pair_template_groups(features, pairs, confidence)
+    return atoms, target, esd / np.sqrt(weight), group
+
+
+def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 0.0,
+                      clashes: bool = True) -> PolishRestraints:
+    """Polish restraints (clash term on unless `clashes` is False), from `rnadiff.chem.featurize`
+    output (a Features with `.topology()`, or a mapping with `ref_element` plus its `topology`);
+    `pair_weight` > 0 adds the base-pair template restraints (see the module docstring)."""
     if topology is None:
         topology = features.topology()
+    distances = pair_distances(features, pair_weight)
+    # residues let a pair whose partner is stuck in a clash yield to it (PolishSettings.distance_decay)
+    residue = None if distances is None else features["atom_to_token_idx"].detach().cpu().numpy()
+    if not clashes:
+        return PolishRestraints.from_topology(topology, distances=distances, atom_residue=residue)
     n = topology.n_atoms
     radius, polar = radii_from_elements(features["ref_element"].reshape(n, -1))
-    return PolishRestraints.from_topology(topology, radius.numpy().astype(np.float64), polar.numpy())
+    return PolishRestraints.from_topology(topology, radius.numpy().astype(np.float64), polar.numpy(),
+                                          distances=distances, atom_residue=residue)
 
 
 def polish_features_samples(coords: np.ndarray, features: Any, settings: PolishSettings = PolishSettings(),
@@ -34,4 +60,4 @@ def polish_features_samples(coords: np.ndarray, features: Any, settings: PolishS
     return polish_samples(coords, polish_restraints(features), settings, fixed=fixed)
 
 
-__all__ = ["polish_features_samples", "polish_restraints"]
+__all__ = ["pair_distances", "polish_features_samples", "polish_restraints"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from rnadiff.chem.pair_geometry import pair_template_restraints
 from rnadiff.chem.pairing import hbond_atom_pairs, pair_prior, prior_pairs
 from rnadiff.chem.topology import Topology
 from rnadiff.metrics.clashes import HBOND_ALLOWANCE, VDW_RADII
@@ -34,7 +35,9 @@ class GuidanceTerms:
     exclude [m, 2] pairs at most 3 bonds apart (never a clash);
     given [G] atom indices with given_coords [G, 3] (input frame);
     pair_hbonds [nh, 2] donor–acceptor atoms of the pairs the base-pair prior asserts, with
-    pair_hbond_esd [nh] (Å, wider for less confident pairs).
+    pair_hbond_esd [nh] (Å, wider for less confident pairs);
+    pair_template [nt, 2] cross-distance atom pairs of the same pairs' canonical geometry
+    (`rnadiff.chem.pair_geometry`), with pair_template_length / pair_template_esd [nt] (Å).
     """
 
     n_atoms: int
@@ -60,6 +63,9 @@ class GuidanceTerms:
     given_coords: torch.Tensor
     pair_hbonds: torch.Tensor
     pair_hbond_esd: torch.Tensor
+    pair_template: torch.Tensor
+    pair_template_length: torch.Tensor
+    pair_template_esd: torch.Tensor
 
     def to(self, device: torch.device | str) -> "GuidanceTerms":
         return GuidanceTerms(**{f.name: (v.to(device) if torch.is_tensor(v) else v)
@@ -150,7 +156,10 @@ def _pair_hbonds(features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     pairs, confidence = prior_pairs(prior)
     atoms, owner = hbond_atom_pairs(features, pairs)
     esd = HBOND_ESD / np.sqrt(np.maximum(confidence[owner], 1e-3)) if len(owner) else np.zeros(0)
-    return {"pair_hbonds": _t(atoms, torch.long).reshape(-1, 2), "pair_hbond_esd": _t(esd, torch.float32)}
+    t_atoms, t_length, t_esd = pair_template_restraints(features, pairs, confidence)
+    return {"pair_hbonds": _t(atoms, torch.long).reshape(-1, 2), "pair_hbond_esd": _t(esd, torch.float32),
+            "pair_template": _t(t_atoms, torch.long).reshape(-1, 2),
+            "pair_template_length": _t(t_length, torch.float32), "pair_template_esd": _t(t_esd, torch.float32)}
 
 
 __all__ = ["GuidanceTerms", "HBOND_ALLOWANCE", "build_terms", "radii_from_elements"]

@@ -1,0 +1,146 @@
+"""Canonical base-pair template restraints (issue 15): the measured cross distances of a cis
+Watson–Crick / G·U pair, and the polish that builds the pairs the base-pair prior asserts."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnadiff.chem import featurize
+from rnadiff.chem.pair_geometry import PAIR_DISTANCES, pair_template_restraints
+from rnadiff.chem.pairing import HBONDS, pair_prior
+from rnadiff.chem.regularize import PolishSettings, polish_samples
+from rnadiff.diffusion.guidance import polish_restraints
+from rnadiff.io import read_structure
+from rnadiff.metrics.basepairs import canonical_pairs, pair_set
+
+
+def _hairpin(rna_dev_dir):
+    feats = featurize(read_structure(rna_dev_dir / "clean" / "rsrnasp1_train" / "2qus_A.pdb"))
+    pairs = canonical_pairs(feats.layout, feats["coords"].numpy(), feats["atom_present_mask"].numpy() > 0)
+    return feats, [(p.i, p.j) for p in pairs]
+
+
+def test_every_pair_type_fixes_the_relative_frame_of_the_two_bases():
+    assert set(PAIR_DISTANCES) == set(HBONDS)
+    for key, rows in PAIR_DISTANCES.items():
+        assert len(rows) >= 8
+        first = {a for a, _, _, _ in rows}
+        second = {b for _, b, _, _ in rows}
+        assert len(first) >= 3 and len(second) >= 3  # three points per base: a rigid frame each
+        assert all(0 < sd < 0.5 and 2.0 < mean < 16.0 for _, _, mean, sd in rows)
+        assert all(hb in {(a, b) for a, b, _, _ in rows} for hb in HBONDS[key])
+
+
+def test_native_pairs_sit_on_the_template(rna_dev_dir):
+    feats, pairs = _hairpin(rna_dev_dir)
+    atoms, target, esd = pair_template_restraints(feats, pairs, np.ones(len(pairs)))
+    assert len(atoms) >= 49 * len(pairs)
+    x = feats["coords"].numpy().astype(np.float64)
+    z = np.abs(np.linalg.norm(x[atoms[:, 0]] - x[atoms[:, 1]], axis=-1) - target) / esd
+    assert np.median(z) < 1.0 and np.mean(z < 3.0) > 0.95
+
+
+def test_confidence_loosens_and_non_complementary_pairs_add_nothing(rna_dev_dir):
+    feats, pairs = _hairpin(rna_dev_dir)
+    _, _, full = pair_template_restraints(feats, pairs[:1], [1.0])
+    _, _, quarter = pair_template_restraints(feats, pairs[:1], [0.25])
+    np.testing.assert_allclose(quarter, 2 * full)
+    parents = feats.layout.parents
+    i, j = next((a, b) for a in range(len(parents)) for b in range(a + 4, len(parents))
+                if parents[a] == parents[b] == "A")
+    assert len(pair_template_restraints(feats, [(i, j)], [1.0])[0]) == 0
+
+
+def _opened(feats, pairs):
+    """The native with one pair's second residue turned 60° about its C1' and moved 2 Å: the
+    pair's H-bonds and coplanarity are gone, the chain's bonds strained but not torn."""
+    x = feats["coords"].numpy().astype(np.float64).copy()
+    tok = feats["atom_to_token_idx"].numpy()
+    i, j = pairs[1]
+    atoms = tok == j
+    c1 = x[feats.layout.atom_index(j, "C1'")]
+    a = np.radians(60.0)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    x[atoms] = (x[atoms] - c1) @ rot.T + c1 + np.array([0.0, 0.0, 2.0])
+    return x, (min(i, j), max(i, j))
+
+
+def test_polish_with_pair_restraints_rebuilds_an_opened_pair(rna_dev_dir):
+    feats, pairs = _hairpin(rna_dev_dir)
+    f = dict(feats.as_dict(), pair_prior=pair_prior(feats.as_dict(), pairs))
+    x, pair = _opened(feats, pairs)
+    assert pair not in pair_set(canonical_pairs(feats.layout, x))
+    settings = PolishSettings(max_iter=300, tether=0.6)
+    topology = feats.topology()
+    with_pairs = polish_samples(x[None], polish_restraints(f, topology, pair_weight=1.0), settings)[0]
+    without = polish_samples(x[None], polish_restraints(f, topology), settings)[0]
+    assert pair in pair_set(canonical_pairs(feats.layout, with_pairs))
+    assert pair not in pair_set(canonical_pairs(feats.layout, without))
+    # the other native pairs stay formed
+    assert set(map(tuple, pairs)) <= pair_set(canonical_pairs(feats.layout, with_pairs)) | {pair}
+
+
+def test_pair_weight_zero_or_no_prior_adds_no_restraint(rna_dev_dir):
+    feats, pairs = _hairpin(rna_dev_dir)
+    topology = feats.topology()
+    assert len(polish_restraints(feats, topology, pair_weight=1.0).distances) == 0  # no prior in feats
+    f = dict(feats.as_dict(), pair_prior=pair_prior(feats.as_dict(), pairs))
+    assert len(polish_restraints(f, topology, pair_weight=0.0).distances) == 0
+    r = polish_restraints(f, topology, pair_weight=4.0)
+    _, _, esd = pair_template_restraints(feats, pairs, np.ones(len(pairs)))
+    np.testing.assert_allclose(r.distance_esds, esd / 2.0)
+    assert torch.is_tensor(f["pair_prior"])
+
+
+def _refine_settings(overrides):
+    import argparse
+
+    from rnadiff.cli import refine as cli_refine
+
+    parser = argparse.ArgumentParser()
+    cli_refine.register(parser.add_subparsers())
+    args = parser.parse_args(["refine", "input.pdb", "--out", "unused"])
+    return cli_refine.settings_from(args, overrides)
+
+
+def test_refine_builds_asserted_pairs_by_default_and_the_weight_is_a_config_key():
+    from rnadiff.pipeline import PipelineSettings
+
+    assert _refine_settings([]).regularize_pairs == 1.0
+    assert PipelineSettings().regularize_pairs == 1.0
+    assert _refine_settings(["postprocess.base_pairs=0"]).regularize_pairs == 0.0
+
+
+def test_pair_template_guidance_term_builds_an_opened_pair_and_is_off_by_default(rna_dev_dir):
+    from rnadiff.diffusion.guidance import DEFAULT_TERMS, GuidanceConfig, RNAGuidance
+
+    feats, pairs = _hairpin(rna_dev_dir)
+    f = dict(feats.as_dict(), pair_prior=pair_prior(feats.as_dict(), pairs))
+    x, pair = _opened(feats, pairs)
+    cfg = GuidanceConfig.from_mapping({"enabled": True, "n_steps": 100, "max_displacement": 3.0,
+                                       "potentials": {"pair_template": {"weight": 1.0}}})
+    g = RNAGuidance.from_features(f, cfg, topology=feats.topology())
+    assert g.terms.pair_template.shape[0] >= 49 * len(pairs)
+    xt = torch.from_numpy(x).float()[None]
+    native = float(g.energies(feats["coords"].float()[None])["pair_template"])
+    assert float(g.energies(xt)["pair_template"]) > 100 * max(native, 0.01)
+    guided = g.guide(xt.clone(), torch.tensor([0.5]))[0].double().numpy()
+    assert pair in pair_set(canonical_pairs(feats.layout, guided))
+    assert DEFAULT_TERMS["pair_template"].weight == 0.0
+
+
+def test_a_distance_restraint_against_a_clash_yields_to_the_clash():
+    from rnadiff.chem.regularize import PolishRestraints
+
+    # two carbons (r = 1.7 Å, contact 3.4 Å) restrained to 2.0 Å apart: the polish first meets
+    # the restraint halfway, then its extra clash rounds weaken it until the overlap is < 0.4 Å
+    e2, e0 = np.zeros((0, 2), np.int64), np.zeros(0)
+    r = PolishRestraints(n_atoms=2, bonds=e2, bond_lengths=e0, bond_esds=e0, angles=np.zeros((0, 3), np.int64),
+                         angle_values=e0, angle_esds=e0, planes=(), plane_esds=(), radius=np.full(2, 1.7),
+                         polar=np.zeros(2, bool), distances=np.array([[0, 1]]), distance_targets=np.array([2.0]),
+                         distance_esds=np.array([0.02]))
+    x = np.array([[[0.0, 0.0, 0.0], [3.4, 0.0, 0.0]]])
+    out = polish_samples(x, r, PolishSettings(max_iter=90, tether=0.6))[0]
+    assert 3.4 - np.linalg.norm(out[0] - out[1]) < 0.4
+    stiff = polish_samples(x, r, PolishSettings(max_iter=90, tether=0.6, distance_decay=1.0))[0]
+    assert np.linalg.norm(stiff[0] - stiff[1]) < np.linalg.norm(out[0] - out[1])
