@@ -144,3 +144,19 @@ def test_a_distance_restraint_against_a_clash_yields_to_the_clash():
     assert 3.4 - np.linalg.norm(out[0] - out[1]) < 0.4
     stiff = polish_samples(x, r, PolishSettings(max_iter=90, tether=0.6, distance_decay=1.0))[0]
     assert np.linalg.norm(stiff[0] - stiff[1]) < np.linalg.norm(out[0] - out[1])
+
+
+def test_inferred_pairs_with_a_given_base_atom_are_left_to_the_model_but_user_pairs_are_not(rna_dev_dir):
+    feats, pairs = _hairpin(rna_dev_dir)
+    topology = feats.topology()
+    f = dict(feats.as_dict())
+    inferred = np.zeros((len(feats.layout.parents),) * 2 + (4,), np.float32)
+    for i, j in pairs:
+        inferred[i, j, :2] = inferred[j, i, :2] = 1.0
+    f["pair_prior"] = torch.from_numpy(inferred)
+    # all atoms given: every base is placed by the input, nothing to restrain
+    assert len(polish_restraints(f, topology, pair_weight=1.0).distances) == 0
+    only_p = f["atom_present_mask"] * torch.tensor([n == "P" for n in feats.layout.atom_names]).float()
+    assert len(polish_restraints(dict(f, atom_present_mask=only_p), topology, pair_weight=1.0).distances) >= 49 * len(pairs)
+    f["pair_prior"] = pair_prior(feats.as_dict(), pairs)  # the same pairs as a user's secondary structure
+    assert len(polish_restraints(f, topology, pair_weight=1.0).distances) >= 49 * len(pairs)

@@ -233,6 +233,21 @@ def _c_glycosides(features: Mapping[str, torch.Tensor], index: dict[tuple[int, s
     return out
 
 
+BASE_ATOMS = ("N1", "C2", "N3", "C4", "C5", "C6", "N9")  # the ring atoms every base has (N9: purines)
+
+
+def bases_given(features: Mapping[str, torch.Tensor]) -> np.ndarray:
+    """[T] bool: residues with a base ring atom among the input's given atoms (a 3-bead input's
+    glycosidic N, an all-atom input), whose base the model already places from the input."""
+    n_tok = int(features["restype"].shape[-2])
+    given = features["atom_present_mask"].detach().cpu().numpy() > 0
+    index = _token_atom_index(features, set(BASE_ATOMS))
+    out = np.zeros(n_tok, bool)
+    for (t, _), k in index.items():
+        out[t] |= bool(given[k])
+    return out
+
+
 def pair_template_restraints(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple[int, int]],
                              confidence: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(atoms [m, 2] int64, target [m] Å, esd [m] Å) restraining each complementary pair (i, j)
@@ -274,5 +289,5 @@ def pair_template_groups(features: Mapping[str, torch.Tensor], pairs: Sequence[t
             np.array(esd, np.float64), np.array(group, np.int64))
 
 
-__all__ = ["PAIR_DISTANCES", "RING_ATOMS", "SD_FLOOR", "pair_atom_names", "pair_template_groups",
-           "pair_template_restraints"]
+__all__ = ["BASE_ATOMS", "PAIR_DISTANCES", "RING_ATOMS", "SD_FLOOR", "bases_given", "pair_atom_names",
+           "pair_template_groups", "pair_template_restraints"]

@@ -12,7 +12,10 @@ With `pair_weight` > 0 the pairs the base-pair prior asserts (`features["pair_pr
 secondary structure, else the pairs inferred from the input geometry) are restrained to the
 canonical cis Watson–Crick / G·U geometry (`rnadiff.chem.pair_geometry`, issue 15): the sampler
 often leaves an asserted pair's bases near each other but not paired, and the polish is where
-all atoms but the given ones are free to move together.
+all atoms but the given ones are free to move together. Inferred pairs are restrained only where
+neither base has a given atom: with a base atom given (3-bead, all-atom inputs) the model pairs
+bases more precisely than the prior asserts them (3-bead, 40 held-out chains: model 0.97 precision,
+prior 0.87, the restraint cost 0.02 INF). A user's pairs are always restrained.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rnadiff.chem.pair_geometry import pair_template_groups
+from rnadiff.chem.pair_geometry import bases_given, pair_template_groups
 from rnadiff.chem.pairing import prior_pairs
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
 from rnadiff.diffusion.guidance.terms import radii_from_elements
@@ -31,7 +34,13 @@ def pair_distances(features: Any, weight: float) -> tuple[np.ndarray, ...] | Non
     each), or None without a prior or with weight 0."""
     if weight <= 0 or "pair_prior" not in features:
         return None
-    pairs, confidence = prior_pairs(features["pair_prior"])
+    prior = features["pair_prior"]
+    pairs, confidence = prior_pairs(prior)
+    user = bool(prior.shape[0]) and bool(prior[0, 0, 3] > 0)  # channel 3: a secondary structure was given
+    if not user:
+        placed = bases_given(features)
+        keep = [k for k, (i, j) in enumerate(pairs) if not (placed[i] or placed[j])]
+        pairs, confidence = [pairs[k] for k in keep], np.asarray(confidence)[keep]
     atoms, target, esd, group = pair_template_groups(features, pairs, confidence)
     return atoms, target, esd / np.sqrt(weight), group
 
