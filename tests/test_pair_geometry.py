@@ -160,3 +160,16 @@ def test_inferred_pairs_with_a_given_base_atom_are_left_to_the_model_but_user_pa
     assert len(polish_restraints(dict(f, atom_present_mask=only_p), topology, pair_weight=1.0).distances) >= 49 * len(pairs)
     f["pair_prior"] = pair_prior(feats.as_dict(), pairs)  # the same pairs as a user's secondary structure
     assert len(polish_restraints(f, topology, pair_weight=1.0).distances) >= 49 * len(pairs)
+
+
+def test_a_pseudouridine_is_restrained_on_its_renamed_ring_as_the_annotator_reads_it(rna_dev_dir):
+    # 1EVV (tRNA-Phe): PSU39 pairs with A31; Ψ's C5 bonds C1' and its O2 takes U's O4 place (N6–O4 H-bond)
+    feats = featurize(read_structure(rna_dev_dir / "clean" / "rsrnasp_train" / "1EVV_A.pdb"))
+    layout = feats.layout
+    psu = [t for t, name in enumerate(layout.template_names) if name == "PSU"]
+    pair = next(p for p in pair_set(canonical_pairs(layout, feats["coords"].numpy())) if set(p) & set(psu))
+    atoms, _, _ = pair_template_restraints(feats, [pair], [1.0])
+    side = next(t for t in pair if t in psu)
+    names = {layout.atom_names[k] for k in atoms.ravel() if layout.atom_to_token[k] == side}
+    assert "O2" in names and "O4" not in names  # U's O4 position is Ψ's O2
+    assert names >= {"C1'", "N1", "C2", "N3", "C4", "C5", "C6"}
