@@ -200,28 +200,25 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
 
 
-def _bond_terms(x, t: _Tiled, g) -> float:
-    if not len(t.bonds):
+def _harmonic_distances(x, pairs: np.ndarray, target: np.ndarray, weight: np.ndarray, g) -> float:
+    """Σ w·(d − d0)² over atom pairs [m, 2] (bonds, and the distance restraints of asserted pairs)."""
+    if not len(pairs):
         return 0.0
-    dv = x[t.bonds[:, 0]] - x[t.bonds[:, 1]]
+    dv = x[pairs[:, 0]] - x[pairs[:, 1]]
     d = np.sqrt((dv * dv).sum(1))
-    r = d - t.b0
-    gb = (2 * t.bw * r / np.maximum(d, 1e-9))[:, None] * dv
-    g.add(t.bonds[:, 0], gb)
-    g.add(t.bonds[:, 1], -gb)
-    return float((t.bw * r * r).sum())
+    r = d - target
+    gd = (2 * weight * r / np.maximum(d, 1e-9))[:, None] * dv
+    g.add(pairs[:, 0], gd)
+    g.add(pairs[:, 1], -gd)
+    return float((weight * r * r).sum())
+
+
+def _bond_terms(x, t: _Tiled, g) -> float:
+    return _harmonic_distances(x, t.bonds, t.b0, t.bw, g)
 
 
 def _distance_terms(x, t: _Tiled, g) -> float:
-    if not len(t.dist):
-        return 0.0
-    dv = x[t.dist[:, 0]] - x[t.dist[:, 1]]
-    d = np.sqrt((dv * dv).sum(1))
-    r = d - t.d0
-    gd = (2 * t.dw * r / np.maximum(d, 1e-9))[:, None] * dv
-    g.add(t.dist[:, 0], gd)
-    g.add(t.dist[:, 1], -gd)
-    return float((t.dw * r * r).sum())
+    return _harmonic_distances(x, t.dist, t.d0, t.dw, g)
 
 
 def _angle_terms(x, t: _Tiled, g) -> float:
