@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-HBOND_ALLOWANCE = 0.4  # Å: polar pairs (N/O … N/O) may overlap this much more (rnadiff.metrics.clashes)
+from rnadiff.chem.contacts import CLASH_OVERLAP
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class PolishSettings:
     # each time) while a pair still overlaps by >= clash_overlap_counted (what the metric counts):
     # strained long chains need them, clean ones stop after the first rounds at no cost.
     extra_rounds: int = 6
-    clash_overlap_counted: float = 0.4  # Å (rnadiff.metrics.clashes.CLASH_OVERLAP)
+    clash_overlap_counted: float = CLASH_OVERLAP  # Å: what the clash metric counts
     # Each extra round scales by this the weights of the distance-restraint groups (an asserted
     # base pair) with an atom in a residue that still has a counted clash: where a pair and a
     # clash cannot both be met, the clash wins; the other groups keep their full weight.

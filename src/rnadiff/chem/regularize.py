@@ -24,7 +24,8 @@ import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 from scipy.spatial import cKDTree
 
-from rnadiff.chem.polish_restraints import HBOND_ALLOWANCE, PolishRestraints, PolishSettings
+from rnadiff.chem.contacts import HBOND_ALLOWANCE
+from rnadiff.chem.polish_restraints import PolishRestraints, PolishSettings
 
 @functools.cache
 def _threadpools():

@@ -11,17 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnadiff.chem.contacts import CLASH_OVERLAP, DEFAULT_RADIUS, HBOND_ALLOWANCE, POLAR_ELEMENTS, VDW_RADII
 from rnadiff.metrics.atoms import AtomTable
 from rnadiff.geometry.neighbors import neighbor_pairs
 from rnadiff.metrics.restraints import Restraints
 
-# Bondi radii (Å); ions and unknown elements get 1.5.
-VDW_RADII = {"C": 1.70, "N": 1.55, "O": 1.52, "P": 1.80, "S": 1.80, "SE": 1.90, "F": 1.47,
-             "CL": 1.75, "BR": 1.85, "I": 1.98, "MG": 1.18, "NA": 1.02, "K": 1.38, "ZN": 0.74,
-             "MN": 0.83, "CA": 1.00}
-CLASH_OVERLAP = 0.4
-HBOND_ALLOWANCE = 0.4  # extra overlap tolerated between two polar (N/O) atoms
-_POLAR = {"N", "O"}
+_POLAR = POLAR_ELEMENTS
 
 
 @dataclass
@@ -65,8 +60,8 @@ def find_clashes(table: AtomTable, restraints: Restraints, overlap: float = CLAS
     """Clashing heavy-atom pairs of `table` (`restraints` built from the same table)."""
     heavy = np.nonzero(table.heavy_mask)[0]
     elements = np.array([str(e).upper() for e in table.elements], dtype=object)
-    radii = np.array([VDW_RADII.get(e, 1.5) for e in elements])
-    cutoff = 2 * max(radii[heavy].max(initial=1.5), 1.5)
+    radii = np.array([VDW_RADII.get(e, DEFAULT_RADIUS) for e in elements])
+    cutoff = 2 * max(radii[heavy].max(initial=DEFAULT_RADIUS), DEFAULT_RADIUS)
     i, j, d = neighbor_pairs(table.coords[heavy], cutoff, return_distances=True)
     i, j = heavy[i], heavy[j]
     polar = np.isin(elements[i], list(_POLAR)) & np.isin(elements[j], list(_POLAR))

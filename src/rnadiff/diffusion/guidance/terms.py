@@ -15,11 +15,10 @@ import torch
 from rnadiff.chem.pair_geometry import pair_template_restraints
 from rnadiff.chem.pairing import hbond_atom_pairs, pair_prior, prior_pairs
 from rnadiff.chem.topology import Topology
-from rnadiff.metrics.clashes import HBOND_ALLOWANCE, VDW_RADII
+from rnadiff.chem.contacts import DEFAULT_RADIUS, HBOND_ALLOWANCE, VDW_RADII
 from rnadiff.metrics.restraints import POLYMER_ANGLE_OVERRIDES
 
 _SYMBOL = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 15: "P", 16: "S", 17: "CL", 34: "SE", 35: "BR", 53: "I"}
-_DEFAULT_RADIUS = 1.5  # ions / unknown elements, as in rnadiff.metrics.clashes
 
 
 @dataclass
@@ -75,14 +74,14 @@ class GuidanceTerms:
     def max_contact(self) -> float:
         """Largest distance at which two atoms can still clash (2 · max radius)."""
         r = self.radius[self.atom_mask]
-        return 2.0 * float(r.max()) if r.numel() else 2.0 * _DEFAULT_RADIUS
+        return 2.0 * float(r.max()) if r.numel() else 2.0 * DEFAULT_RADIUS
 
 
 def radii_from_elements(ref_element: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """vdW radius [N] and polar flag [N] from the one-hot `ref_element` [N, 128] (atomic number - 1)."""
     z = (ref_element.argmax(-1) + 1).tolist()
     sym = [_SYMBOL.get(int(k), "?") for k in z]
-    radius = torch.tensor([VDW_RADII.get(s, _DEFAULT_RADIUS) for s in sym], dtype=torch.float32)
+    radius = torch.tensor([VDW_RADII.get(s, DEFAULT_RADIUS) for s in sym], dtype=torch.float32)
     polar = torch.tensor([s in ("N", "O") for s in sym], dtype=torch.bool)
     return radius, polar
 
