@@ -50,6 +50,28 @@ _PARENT_OF_RESTYPE = {v: k for k, v in RESTYPE_INDEX.items()}
 OPEN_BRACKETS, CLOSE_BRACKETS = "([{<ABCDEFGHIJ", ")]}>abcdefghij"
 
 
+def parent_letters(features: Mapping[str, torch.Tensor]) -> list[str]:
+    """[T] one-letter parent nucleotide of each token ("N" for a residue type without one)."""
+    restype = features["restype"].argmax(-1).detach().cpu().numpy()
+    return [_PARENT_OF_RESTYPE.get(int(r), "N") for r in restype]
+
+
+def token_atom_index(features: Mapping[str, torch.Tensor], names: Iterable[str]) -> dict[tuple[int, str], int]:
+    """(token, atom name) -> atom index of the named atoms the layout holds."""
+    chars = features["ref_atom_name_chars"].argmax(-1).detach().cpu().numpy()
+    tok = features["atom_to_token_idx"].detach().cpu().numpy()
+    index: dict[tuple[int, str], int] = {}
+    for name in names:
+        for k in np.nonzero((chars == np.array(name_char_codes(name))).all(-1))[0]:
+            index[(int(tok[k]), name)] = int(k)
+    return index
+
+
+def secondary_structure_given(prior: torch.Tensor) -> bool:
+    """Whether the prior carries a user's secondary structure (channel 3)."""
+    return bool(prior.shape[0]) and bool(prior[0, 0, 3] > 0)
+
+
 def complementary_type(a: str, b: str) -> tuple[tuple[str, str], bool] | None:
     """((first, second) key of HBONDS, swapped?) for parents a, b; None when not complementary."""
     if (a, b) in HBONDS:
@@ -147,8 +169,7 @@ def _candidates(anchors, n_tok: int) -> np.ndarray:
 def candidate_features(features: Mapping[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
     """(pairs [M, 2] with i < j, classifier features [M, N_FEATURES]) of the complementary pairs
     within pairing distance under some given anchor, outside hairpin loops shorter than MIN_LOOP."""
-    restype = features["restype"].argmax(-1).detach().cpu().numpy()
-    parents = [_PARENT_OF_RESTYPE.get(int(r), "N") for r in restype]
+    parents = parent_letters(features)
     anchors = _anchor_positions(features, parents)
     cand = _candidates(anchors, len(parents))
     asym = features["asym_id"].detach().cpu().numpy()
@@ -209,7 +230,7 @@ def prior_pairs(prior: torch.Tensor) -> tuple[list[tuple[int, int]], np.ndarray]
     """The pairs a prior asserts, with a confidence each: the user's secondary structure when one
     was given (confidence 1), else the geometric matching (confidence = its score)."""
     p = prior.detach().cpu().numpy()
-    user = bool(p.shape[0]) and bool(p[0, 0, 3] > 0)
+    user = secondary_structure_given(prior)
     chosen = p[..., 2] if user else p[..., 1]
     i, j = np.nonzero(np.triu(chosen > 0.5, k=1))
     conf = np.ones(len(i)) if user else p[i, j, 0]
@@ -220,15 +241,8 @@ def hbond_atom_pairs(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple
                      ) -> tuple[np.ndarray, np.ndarray]:
     """([n, 2] atom indices, [n] pair number) of the donor–acceptor atoms of each canonical pair
     (by parent nucleotide; pairs of non-complementary bases contribute nothing)."""
-    restype = features["restype"].argmax(-1).detach().cpu().numpy()
-    parents = [_PARENT_OF_RESTYPE.get(int(r), "N") for r in restype]
-    chars = features["ref_atom_name_chars"].argmax(-1).detach().cpu().numpy()
-    tok = features["atom_to_token_idx"].detach().cpu().numpy()
-    index: dict[tuple[int, str], int] = {}
-    wanted = {n for bonds in HBONDS.values() for ab in bonds for n in ab}
-    for name in wanted:
-        for k in np.nonzero((chars == np.array(name_char_codes(name))).all(-1))[0]:
-            index[(int(tok[k]), name)] = int(k)
+    parents = parent_letters(features)
+    index = token_atom_index(features, {n for bonds in HBONDS.values() for ab in bonds for n in ab})
     atoms, owner = [], []
     for n, (a, b) in enumerate(pairs):
         comp = complementary_type(parents[a], parents[b])

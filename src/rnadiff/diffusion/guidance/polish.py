@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rnadiff.chem.pair_geometry import bases_given, pair_template_groups
-from rnadiff.chem.pairing import prior_pairs
+from rnadiff.chem.pairing import prior_pairs, secondary_structure_given
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
 from rnadiff.diffusion.guidance.terms import radii_from_elements
 
@@ -36,8 +36,7 @@ def pair_distances(features: Any, weight: float) -> tuple[np.ndarray, ...] | Non
         return None
     prior = features["pair_prior"]
     pairs, confidence = prior_pairs(prior)
-    user = bool(prior.shape[0]) and bool(prior[0, 0, 3] > 0)  # channel 3: a secondary structure was given
-    if not user:
+    if not secondary_structure_given(prior):
         placed = bases_given(features)
         keep = [k for k, (i, j) in enumerate(pairs) if not (placed[i] or placed[j])]
         pairs, confidence = [pairs[k] for k in keep], np.asarray(confidence)[keep]

@@ -12,10 +12,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from rnadiff.chem.contacts import DEFAULT_RADIUS, HBOND_ALLOWANCE, VDW_RADII
 from rnadiff.chem.pair_geometry import pair_template_restraints
 from rnadiff.chem.pairing import hbond_atom_pairs, pair_prior, prior_pairs
 from rnadiff.chem.topology import Topology
-from rnadiff.chem.contacts import DEFAULT_RADIUS, HBOND_ALLOWANCE, VDW_RADII
 from rnadiff.metrics.restraints import POLYMER_ANGLE_OVERRIDES
 
 _SYMBOL = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 15: "P", 16: "S", 17: "CL", 34: "SE", 35: "BR", 53: "I"}
