@@ -12,7 +12,8 @@ from rnadiff.chem.features import Features
 from rnadiff.io import read_structure
 from rnadiff.model.refinement_model import RefinementModel
 from rnadiff.pipeline import PipelineSettings, StagePipeline
-from rnadiff.pipeline.finish import Polish, polish, restraints_of, spread
+from rnadiff.diffusion.guidance import polish_restraints
+from rnadiff.pipeline.finish import Polish, polish, spread
 from rnadiff.train.partial import mode_mask
 from tests.train_helpers import EXAMPLES, noisy_tiny_model
 
@@ -64,7 +65,7 @@ def test_polish_relaxes_the_new_atoms_against_fixed_given_atoms():
     fixed = reduced("backbone")["atom_present_mask"].numpy() > 0
     noisy = x.copy()
     noisy[~fixed] += np.random.default_rng(0).normal(size=(int((~fixed).sum()), 3)) * 0.3
-    out = polish(noisy[None], restraints_of(feats, t, clashes=True), Polish(max_iter=200), fixed=fixed)[0]
+    out = polish(noisy[None], polish_restraints(feats, t, clashes=True), Polish(max_iter=200), fixed=fixed)[0]
     np.testing.assert_array_equal(out[fixed], noisy[fixed])  # the given atoms did not move at all
     crossing = fixed[t.bonds].sum(1) == 1  # bonds from a given atom to a new one
     assert bond_error(out, t, crossing) < 0.5 * bond_error(noisy, t, crossing)

@@ -92,13 +92,14 @@ def test_anchoring_keeps_the_given_atoms_closer(model):
 
 
 def test_regularize_restores_bond_lengths():
-    from rnadiff.pipeline.finish import Polish, polish, restraints_of
+    from rnadiff.diffusion.guidance import polish_restraints
+    from rnadiff.pipeline.finish import Polish, polish
 
     feats = featurize(read_structure(EXAMPLES / "4phy_A.pdb"))
     t = feats.topology()
     x = feats["coords"].double().numpy()
     noisy = x + np.random.default_rng(0).normal(size=x.shape) * 0.3
-    fixed = polish(noisy[None], restraints_of(feats, t, clashes=False), Polish(max_iter=200))[0]
+    fixed = polish(noisy[None], polish_restraints(feats, t, clashes=False), Polish(max_iter=200))[0]
 
     def bond_err(c):
         return np.abs(np.linalg.norm(c[t.bonds[:, 0]] - c[t.bonds[:, 1]], axis=1) - t.bond_lengths).mean()

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
-from rnadiff.diffusion.guidance import polish_restraints
 from rnadiff.geometry.superpose import kabsch
 
 
@@ -78,13 +77,6 @@ def clamp_given(x: np.ndarray, target: np.ndarray, given: np.ndarray, tolerance:
     scale = np.minimum(1.0, tolerance / np.maximum(norm, 1e-12))
     out[given] = target[given] + d * scale
     return out
-
-
-def restraints_of(features: Any, topology: Any, clashes: bool, pair_weight: float = 0.0) -> PolishRestraints:
-    """The polish's restraints of one structure; with `clashes` the non-bonded repulsion is on
-    (vdW radii and polar flags from the features' elements, as the guidance and the metric);
-    `pair_weight` > 0 restrains the prior's asserted base pairs to canonical geometry."""
-    return polish_restraints(features, topology, pair_weight=pair_weight, clashes=clashes)
 
 
 def polish(samples: np.ndarray, restraints: PolishRestraints, settings: Polish,

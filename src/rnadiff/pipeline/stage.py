@@ -20,7 +20,7 @@ import torch
 from rnadiff.chem import featurize
 from rnadiff.chem.features import Features
 from rnadiff.chem.pairing import pair_prior, parse_dot_bracket
-from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance
+from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance, polish_restraints
 from rnadiff.diffusion.sampler import SamplerSettings
 from rnadiff.diffusion.schedule import DiffusionSchedule
 from rnadiff.errors import ConfigError, InputError
@@ -171,7 +171,7 @@ class StagePipeline:
         tokens = feats["atom_to_token_idx"].numpy()
         topology = feats.topology() if s.regularize else None
         kept = s.given_tolerance is not None
-        restraints = (finish.restraints_of(feats, topology, clashes=kept, pair_weight=s.regularize_pairs)
+        restraints = (polish_restraints(feats, topology, pair_weight=s.regularize_pairs, clashes=kept)
                       if s.regularize else None)
         t0 = time.perf_counter()
         if s.given_tolerance is None and s.regularize:
