@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnadiff.chem import featurize
-from rnadiff.chem.regularize import (PolishRestraints, PolishSettings, _Tiled, _clash_pairs, polish_energy,
+from rnadiff.chem.regularize import (PolishRestraints, PolishSettings, _clash_pairs, _PolishSystem, polish_energy,
                                      polish_samples, regularize_coords)
 from rnadiff.diffusion.guidance import polish_restraints
 from rnadiff.io import build_gemmi_structure, read_structure
@@ -37,10 +37,10 @@ def test_gradient_matches_finite_differences(crystal):
     r = polish_restraints(crystal)
     s = PolishSettings()
     x = np.stack([clashed(crystal, 0), clashed(crystal, 1)])
-    t = _Tiled(r, 2, s)
+    t = _PolishSystem.build(r, 2, s)
     flat = x.reshape(-1, 3)
-    t.pairs, t.limit = _clash_pairs(flat, r, 2, s)
-    assert len(t.pairs) and len(t.chirals)
+    t.tiled.clash_pairs, t.tiled.clash_limit = _clash_pairs(flat, r, 2, s)
+    assert len(t.tiled.clash_pairs) and len(t.tiled.chirals)
     start = crystal["coords"].double().numpy()
     x0 = np.concatenate([start, start])
     _, g = polish_energy(flat, t, x0)

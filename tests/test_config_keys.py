@@ -272,16 +272,17 @@ def test_guidance_keys(rna_dev_dir):
         assert not torch.equal(guidance({key: value}).guide(bad, low), ref), key
     moved = guidance({"max_displacement": 0.05}).guide(bad, low)
     assert float((moved - bad).norm(dim=-1).max()) <= 0.05 + 1e-5
-    g_every, g_rare = guidance({"neighbor_every": 1}), guidance({})
+    g_every, g_rare = guidance({"neighbor_every": 1}), guidance({"neighbor_every": 5})
     for step in range(3):
         g_every.guide(bad, low, step=step), g_rare.guide(bad, low, step=step)
     assert (g_every.stats.neighbor_builds, g_rare.stats.neighbor_builds) == (3, 1)
-    assert guidance({"neighbor_skin": 0.0}).neighbor_pairs(bad)[0].numel() < g_rare.stats.pairs_last
+    flat = bad.double().numpy().reshape(-1, 3)
+    assert len(guidance({"neighbor_skin": 0.0}).neighbor_pairs(flat, 1)[0]) < g_rare.stats.pairs_last
     # per-potential schedule keys
     for key, value in [("weight", 3.0), ("sigma_max", 8.0), ("sigma_full", 2.0)]:
         g = guidance({"potentials": {"bond": {key: value}}})
         assert g.config.terms["bond"].factor(3.0) != g_rare.config.terms["bond"].factor(3.0), key
-    e = lambda g: float(g.energies(bad)["bond"])
+    e = lambda g: g.energies(bad)["bond"].item()
     assert e(guidance({"potentials": {"bond": {"tolerance": 0.0}}})) > e(g_rare)
     # steering keys
     g = guidance({"steering": {"enabled": True, "interval": 1, "sigma_max": 1.0, "lambda": 0.0}})

@@ -1,5 +1,6 @@
-"""Guidance potentials: zero on clean crystal chains, positive when perturbed, and their gradient
-steps reduce the matching quality measure (rnadiff.metrics) on a perturbed copy."""
+"""Guidance potentials: zero on clean crystal chains, positive when perturbed, their analytic
+gradient is the energy's, and their L-BFGS steps reduce the matching quality measure
+(rnadiff.metrics) on a perturbed copy."""
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 
 from rnadiff.chem import featurize
 from rnadiff.diffusion.guidance import POTENTIALS, GuidanceConfig, RNAGuidance
-from rnadiff.diffusion.guidance import potentials as P
+from rnadiff.chem.restraint_energy import plane_deviations
 from rnadiff.io import build_gemmi_structure, read_structure
 from rnadiff.metrics import structure_quality
 from rnadiff.metrics.superpose import rmsd_coords
@@ -56,13 +57,13 @@ def test_every_potential_is_zero_on_a_crystal_and_rigid_motion_invariant(rna_dev
     e = g.energies(torch.stack([x, moved]))
     assert set(e) == set(POTENTIALS)
     for k, v in e.items():
-        assert torch.all(v == 0), (k, v)
+        assert v.shape == (2,) and np.all(v == 0), (k, v)
     # the terms are non-trivial for this chain
     t = g.terms
     assert len(t.bonds) > 100 and len(t.links) >= 5 and len(t.chirals) >= 20 and len(t.planes) >= 5
 
 
-def _reflect_centres(x: torch.Tensor, chirals: torch.Tensor, which: list[int]) -> torch.Tensor:
+def _reflect_centres(x: torch.Tensor, chirals: np.ndarray, which: list[int]) -> torch.Tensor:
     """Mirror the centre atom of the chosen chiral rows through the plane of its 3 neighbours."""
     y = x.clone()
     for k in which:
@@ -77,7 +78,7 @@ def test_chirality_inverted_centres_are_repaired(crystal):
     g = RNAGuidance.from_features(crystal, only("chirality"))
     which = list(range(0, len(g.terms.chirals), 4))[:8]
     bad = _reflect_centres(crystal["coords"], g.terms.chirals, which)
-    assert float(g.energies(bad[None])["chirality"]) > 0
+    assert g.energies(bad[None])["chirality"].item() > 0
     before = quality(crystal, bad)["chirality_errors"]
     assert before >= len(which)
     after = quality(crystal, descend(g, bad))["chirality_errors"]
@@ -94,7 +95,7 @@ def _noisy(x: torch.Tensor, scale: float, seed: int = 0) -> torch.Tensor:
 def test_covalent_terms_cut_their_outliers(crystal, term, metric):
     g = RNAGuidance.from_features(crystal, only(term))
     bad = _noisy(crystal["coords"], 0.25)
-    assert float(g.energies(bad[None])[term]) > 0
+    assert g.energies(bad[None])[term].item() > 0
     before = quality(crystal, bad)[metric]
     assert before >= 3
     after = quality(crystal, descend(g, bad))[metric]
@@ -104,11 +105,12 @@ def test_covalent_terms_cut_their_outliers(crystal, term, metric):
 def test_planarity_flattens_bases(crystal):
     g = RNAGuidance.from_features(crystal, only("planarity"))
     bad = _noisy(crystal["coords"], 0.25)
-    assert float(g.energies(bad[None])["planarity"]) > 0
-    dev = lambda x: float(P.plane_deviations(x[None], g.terms).abs().max())
+    assert g.energies(bad[None])["planarity"].item() > 0
+    t = g.terms
+    dev = lambda x: float(np.abs(plane_deviations(x.double().numpy(), t.planes, t.plane_mask)[0]).max())
     assert dev(bad) > 0.3
     fixed = descend(g, bad)
-    assert dev(fixed) < 0.5 * dev(bad) and float(g.energies(fixed[None])["planarity"]) < 1e-3
+    assert dev(fixed) < 0.5 * dev(bad) and g.energies(fixed[None])["planarity"].item() < 1e-3
 
 
 def test_clash_term_removes_clashes(crystal):
@@ -116,7 +118,7 @@ def test_clash_term_removes_clashes(crystal):
     x = crystal["coords"]
     centre = x.mean(0)
     squeezed = centre + 0.8 * (x - centre)  # a compressed copy: many non-bonded overlaps
-    assert float(g.energies(squeezed[None])["clash"]) > 0
+    assert g.energies(squeezed[None])["clash"].item() > 0
     before = quality(crystal, squeezed)["clashes"]
     assert before >= 10
     after = quality(crystal, descend(g, squeezed))["clashes"]
@@ -130,7 +132,7 @@ def test_given_atoms_tether_in_the_sample_frame(crystal):
     # noise (not the rigid motion) is pulled back.
     rot = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     bad = _noisy(x, 0.5) @ rot.T + 7.0
-    assert float(g.energies(bad[None])["given"]) > 0
+    assert g.energies(bad[None])["given"].item() > 0
     fid = lambda y: float(rmsd_coords(y.double().numpy(), x.double().numpy(), superposition=True))
     fixed = descend(g, bad)
     assert fid(fixed) < 0.3 * fid(bad)
@@ -147,3 +149,37 @@ def test_schedule_gates_guidance_by_noise_level(crystal):
     term = cfg.terms["bond"]
     assert term.factor(5.0) == 0.0 and term.factor(1.0) == 1.0 and term.factor(0.1) == 1.0
     assert math.isclose(term.factor(2.0), 0.5)  # log-linear ramp between sigma_full 1 and sigma_max 4
+
+
+def test_flat_bottom_gradient_matches_finite_differences(rna_dev_dir):
+    """Every guidance potential but the tether (whose alignment is held fixed on purpose) at full
+    weight, on a hairpin with its native pairs asserted: the kernel's analytic gradient equals the
+    energy's central differences."""
+    from rnadiff.chem.pairing import pair_prior
+    from rnadiff.chem.restraint_energy import restraint_energy
+    from rnadiff.diffusion.guidance.energy import guidance_restraints
+    from rnadiff.metrics.basepairs import canonical_pairs
+
+    hairpin = featurize(read_structure(rna_dev_dir / "clean" / "rsrnasp1_train" / "2qus_A.pdb"))
+    native = canonical_pairs(hairpin.layout, hairpin["coords"].numpy(), hairpin["atom_present_mask"].numpy() > 0)
+    f = dict(hairpin.as_dict(), pair_prior=pair_prior(hairpin.as_dict(), [(p.i, p.j) for p in native]))
+    g = RNAGuidance.from_features(f, {"potentials": {"base_pair": {"weight": 1.0}, "pair_template": {"weight": 1.0}}},
+                                  topology=hairpin.topology())
+    x = np.concatenate([_noisy(hairpin["coords"], 0.3, seed).double().numpy() for seed in (1, 2)])
+    # planarity holds its plane's normal fixed (with a flat bottom a little of the normal's
+    # variation is left out, on purpose): checked apart, harmonic, where the normal is optimal
+    factors = {k: 1.0 for k in POTENTIALS if k not in ("given", "planarity")}
+    system = guidance_restraints(g.terms, g.config.terms, factors, 2, g.neighbor_pairs(x, 2))
+    assert len(system.clash_pairs) and len(system.distances) and len(system.chirals) and len(system.angles)
+    flat = only("planarity", tolerance=0.0)
+    planes = guidance_restraints(g.terms, flat.terms, {"planarity": 1.0}, 2)
+    assert planes.planes.size
+    rng = np.random.default_rng(3)
+    for t in (system, planes):
+        _, grad = restraint_energy(x, t)
+        for i, k in zip(rng.integers(0, len(x), 16), rng.integers(0, 3, 16)):
+            hi, lo = x.copy(), x.copy()
+            hi[i, k] += 1e-6
+            lo[i, k] -= 1e-6
+            num = (restraint_energy(hi, t)[0] - restraint_energy(lo, t)[0]) / 2e-6
+            assert num == pytest.approx(grad[i, k], rel=1e-4, abs=1e-4)

@@ -122,8 +122,8 @@ def test_pair_template_guidance_term_builds_an_opened_pair_and_is_off_by_default
     g = RNAGuidance.from_features(f, cfg, topology=feats.topology())
     assert g.terms.pair_template.shape[0] >= 49 * len(pairs)
     xt = torch.from_numpy(x).float()[None]
-    native = float(g.energies(feats["coords"].float()[None])["pair_template"])
-    assert float(g.energies(xt)["pair_template"]) > 100 * max(native, 0.01)
+    native = g.energies(feats["coords"].float()[None])["pair_template"].item()
+    assert g.energies(xt)["pair_template"].item() > 100 * max(native, 0.01)
     guided = g.guide(xt.clone(), torch.tensor([0.5]))[0].double().numpy()
     assert pair in pair_set(canonical_pairs(feats.layout, guided))
     assert DEFAULT_TERMS["pair_template"].weight == 0.0

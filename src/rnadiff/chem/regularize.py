@@ -12,20 +12,22 @@ E = Σ((d-d0)/esd)² + Σ((θ-θ0)/esd)² + Σ(dist to best plane/esd)²
     + Σ((d-d0)/esd)²                              distance restraints (e.g. asserted base pairs)
     + Σ|x - x_start|²/tether²
 minimised by scipy's L-BFGS-B on the flattened coordinates of all samples at once (the samples
-are independent terms of one sum, so one optimiser run serves them all). Gradients are analytic
-numpy, scattered with np.bincount: no autograd, no torch, milliseconds per evaluation.
+are independent terms of one sum, so one optimiser run serves them all). The energy and its
+analytic gradient are `rnadiff.chem.restraint_energy`'s, the kernel the sampler's guidance uses too.
 """
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import OptimizeResult, minimize
-from scipy.spatial import cKDTree
 
 from rnadiff.chem.contacts import HBOND_ALLOWANCE
 from rnadiff.chem.polish_restraints import PolishRestraints, PolishSettings
+from rnadiff.chem.restraint_energy import TiledRestraints, clash_pairs, restraint_energy
+
 
 @functools.cache
 def _threadpools():
@@ -48,193 +50,63 @@ def lbfgs_b(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarra
         return minimize(fun, x0, jac=True, method="L-BFGS-B", options=options)
 
 
-class _Tiled:
-    """The restraints of S samples as one system of S·n atoms (indices offset by s·n), weights
-    precomputed: every energy term is then one vectorised numpy expression."""
-
-    def __init__(self, r: PolishRestraints, n_samples: int, s: PolishSettings):
-        n = r.n_atoms
-        off = (np.arange(n_samples) * n)[:, None, None]
-
-        def tile(rows: np.ndarray, width: int) -> np.ndarray:
-            rows = np.asarray(rows, np.int64).reshape(-1, width)
-            return (rows[None] + off).reshape(-1, width)
-
-        def rep(v) -> np.ndarray:
-            return np.tile(np.asarray(v, np.float64), n_samples)
-
-        self.size = n * n_samples
-        self.bonds, self.b0, self.bw = tile(r.bonds, 2), rep(r.bond_lengths), rep(1.0 / np.asarray(r.bond_esds) ** 2)
-        self.dist, self.d0 = tile(r.distances, 2), rep(r.distance_targets)
-        self.dw = rep(1.0 / np.asarray(r.distance_esds, np.float64) ** 2)
-        # group key per tiled restraint (sample · n_groups + group) and residue key per tiled atom
-        groups = np.zeros(len(r.distances), np.int64) if r.distance_groups is None else r.distance_groups
-        n_groups = int(groups.max()) + 1 if len(groups) else 1
-        self.dgroup = (groups[None] + (np.arange(n_samples) * n_groups)[:, None]).reshape(-1)
-        residue = np.zeros(n, np.int64) if r.atom_residue is None else np.asarray(r.atom_residue, np.int64)
-        n_res = int(residue.max()) + 1 if n else 1
-        self.residue = (residue[None] + (np.arange(n_samples) * n_res)[:, None]).reshape(-1)
-        self.angles, self.a0 = tile(r.angles, 3), rep(np.deg2rad(r.angle_values))
-        self.aw = rep(1.0 / np.deg2rad(np.asarray(r.angle_esds, np.float64)) ** 2)
-        k = max((len(p) for p in r.planes), default=0)
+def tile_polish(r: PolishRestraints, n_samples: int, s: PolishSettings) -> TiledRestraints:
+    """The polish's restraints of S samples as one tiled system, weighted by 1/esd² (harmonic);
+    the clash pairs are filled in per round (`clash_pairs`)."""
+    t = TiledRestraints(n_atoms=r.n_atoms, n_samples=n_samples)
+    t.bonds, t.bond_target = t.tile(r.bonds, 2), t.repeat(r.bond_lengths)
+    t.bond_weight = t.repeat(1.0 / np.asarray(r.bond_esds, np.float64) ** 2)
+    t.distances, t.distance_target = t.tile(r.distances, 2), t.repeat(r.distance_targets)
+    t.distance_weight = t.repeat(1.0 / np.asarray(r.distance_esds, np.float64) ** 2)
+    t.angles, t.angle_target = t.tile(r.angles, 3), t.repeat(np.deg2rad(r.angle_values))
+    t.angle_weight = t.repeat(1.0 / np.deg2rad(np.asarray(r.angle_esds, np.float64)) ** 2)
+    k = max((len(p) for p in r.planes), default=0)
+    if k:
         idx, w = np.zeros((len(r.planes), k), np.int64), np.zeros((len(r.planes), k))
         for i, (p, e) in enumerate(zip(r.planes, r.plane_esds)):
             idx[i, : len(p)], w[i, : len(p)] = p, 1.0 / np.asarray(e, np.float64) ** 2
-        self.planes, self.plane_w = tile(idx, k) if k else np.zeros((0, 0), np.int64), np.tile(w, (n_samples, 1))
-        self.plane_m = (self.plane_w > 0).astype(np.float64)
-        known = np.asarray(r.chiral_signs) != 0
-        self.chirals, self.chiral_sign = tile(np.asarray(r.chirals)[known], 4), rep(np.asarray(r.chiral_signs)[known])
-        self.chi_tol, self.chi_w = s.chirality_tolerance, 1.0 / s.chirality_esd**2
-        self.clash_w, self.tether_w = 1.0 / s.clash_esd**2, 1.0 / s.tether**2
-        self.pairs, self.limit = np.zeros((0, 2), np.int64), np.zeros(0)
+        t.planes, t.plane_weight = t.tile(idx, k), t.repeat(w)
+    known = np.asarray(r.chiral_signs) != 0
+    t.chirals, t.chiral_sign = t.tile(np.asarray(r.chirals)[known], 4), t.repeat(np.asarray(r.chiral_signs)[known])
+    t.chiral_min, t.chiral_weight = s.chirality_tolerance, 1.0 / s.chirality_esd**2
+    t.clash_weight = 1.0 / s.clash_esd**2
+    return t
 
 
-class _Grad:
-    """Per-row gradient contributions (atom index, vector) of every term, summed in one go at the
-    end: three np.bincount calls per evaluation instead of three per term and atom role."""
+@dataclass
+class _PolishSystem:
+    """The tiled restraints plus what only the polish needs: the tether and, for the pairs that
+    yield to clashes, each distance row's group and each atom's residue (tiled keys)."""
 
-    def __init__(self, size: int):
-        self.size, self.idx, self.vec = size, [], []
+    tiled: TiledRestraints
+    tether_weight: float
+    group: np.ndarray
+    residue: np.ndarray
 
-    def add(self, idx: np.ndarray, vec: np.ndarray) -> None:
-        self.idx.append(idx)
-        self.vec.append(vec)
-
-    def total(self) -> np.ndarray:
-        g = np.zeros((self.size, 3))
-        if self.idx:
-            idx, vec = np.concatenate(self.idx), np.concatenate(self.vec)
-            for k in range(3):
-                g[:, k] = np.bincount(idx, vec[:, k], minlength=self.size)
-        return g
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of [m, 3] arrays (np.cross's axis handling costs more than the maths)."""
-    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
-                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
-
-
-def _harmonic_distances(x, pairs: np.ndarray, target: np.ndarray, weight: np.ndarray, g) -> float:
-    """Σ w·(d − d0)² over atom pairs [m, 2] (bonds, and the distance restraints of asserted pairs)."""
-    if not len(pairs):
-        return 0.0
-    dv = x[pairs[:, 0]] - x[pairs[:, 1]]
-    d = np.sqrt((dv * dv).sum(1))
-    r = d - target
-    gd = (2 * weight * r / np.maximum(d, 1e-9))[:, None] * dv
-    g.add(pairs[:, 0], gd)
-    g.add(pairs[:, 1], -gd)
-    return float((weight * r * r).sum())
-
-
-def _bond_terms(x, t: _Tiled, g) -> float:
-    return _harmonic_distances(x, t.bonds, t.b0, t.bw, g)
-
-
-def _distance_terms(x, t: _Tiled, g) -> float:
-    return _harmonic_distances(x, t.dist, t.d0, t.dw, g)
-
-
-def _angle_terms(x, t: _Tiled, g) -> float:
-    if not len(t.angles):
-        return 0.0
-    centre = x[t.angles[:, 1]]
-    u, v = x[t.angles[:, 0]] - centre, x[t.angles[:, 2]] - centre
-    inv_u = 1.0 / np.sqrt(np.einsum("ij,ij->i", u, u))
-    inv_v = 1.0 / np.sqrt(np.einsum("ij,ij->i", v, v))
-    uh, vh = u * inv_u[:, None], v * inv_v[:, None]
-    cos = np.clip(np.einsum("ij,ij->i", uh, vh), -1 + 1e-12, 1 - 1e-12)
-    ra = np.arccos(cos) - t.a0
-    # dθ/du = -(v̂ - cos·û) / (|u| sin θ), likewise for v; k = dE/dθ / sin θ
-    k = (-2 * t.aw * ra / np.sqrt(1 - cos * cos))[:, None]
-    du = (vh - cos[:, None] * uh) * (k * inv_u[:, None])
-    dv = (uh - cos[:, None] * vh) * (k * inv_v[:, None])
-    g.add(t.angles[:, 0], du)
-    g.add(t.angles[:, 2], dv)
-    g.add(t.angles[:, 1], -(du + dv))
-    return float(np.dot(t.aw * ra, ra))
-
-
-def _plane_terms(x, t: _Tiled, g) -> float:
-    if not t.planes.size:
-        return 0.0
-    m = t.plane_m
-    pts = x[t.planes]  # [P, k, 3]
-    centre = (pts * m[..., None]).sum(1) / m.sum(1)[:, None]
-    rel = (pts - centre[:, None]) * m[..., None]
-    normal = np.linalg.eigh(np.einsum("pki,pkj->pij", rel, rel))[1][..., 0]  # smallest axis
-    h = np.einsum("pki,pi->pk", rel, normal)
-    # d/dx of Σ w h² at fixed normal (the normal is optimal, so its variation drops out)
-    grad = (2 * t.plane_w * h)[..., None] * normal[:, None, :]
-    g.add(t.planes.ravel(), grad.reshape(-1, 3) * m.reshape(-1, 1))
-    return float((t.plane_w * h * h).sum())
-
-
-def _chirality_terms(x, t: _Tiled, g) -> float:
-    if not len(t.chirals):
-        return 0.0
-    c, a, b, d = (x[t.chirals[:, k]] for k in range(4))
-    a, b, d = a - c, b - c, d - c
-    vol = (a * _cross(b, d)).sum(1)
-    short = np.maximum(t.chi_tol - t.chiral_sign * vol, 0.0)
-    coef = (-2 * t.chi_w * short * t.chiral_sign)[:, None]  # dE/dV
-    ga, gb, gd = coef * _cross(b, d), coef * _cross(d, a), coef * _cross(a, b)
-    for k, grad in ((1, ga), (2, gb), (3, gd), (0, -(ga + gb + gd))):
-        g.add(t.chirals[:, k], grad)
-    return float(t.chi_w * (short * short).sum())
-
-
-def _clash_terms(x, t: _Tiled, g) -> float:
-    if not len(t.pairs):
-        return 0.0
-    dv = x[t.pairs[:, 0]] - x[t.pairs[:, 1]]
-    d = np.sqrt((dv * dv).sum(1))
-    short = np.maximum(t.limit - d, 0.0)
-    gp = (-2 * t.clash_w * short / np.maximum(d, 1e-9))[:, None] * dv
-    g.add(t.pairs[:, 0], gp)
-    g.add(t.pairs[:, 1], -gp)
-    return float(t.clash_w * (short * short).sum())
+    @classmethod
+    def build(cls, r: PolishRestraints, n_samples: int, s: PolishSettings) -> "_PolishSystem":
+        t = tile_polish(r, n_samples, s)
+        groups = np.zeros(len(r.distances), np.int64) if r.distance_groups is None else r.distance_groups
+        n_groups = int(groups.max()) + 1 if len(groups) else 1
+        group = (groups[None] + (np.arange(n_samples) * n_groups)[:, None]).reshape(-1)
+        residue = np.zeros(r.n_atoms, np.int64) if r.atom_residue is None else np.asarray(r.atom_residue, np.int64)
+        n_res = int(residue.max()) + 1 if r.n_atoms else 1
+        residue = (residue[None] + (np.arange(n_samples) * n_res)[:, None]).reshape(-1)
+        return cls(t, 1.0 / s.tether**2, group, residue)
 
 
 def _clash_pairs(x: np.ndarray, r: PolishRestraints, n_samples: int, s: PolishSettings
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (tiled indices) within their contact limit + skin, bonded neighbours excluded, and
-    each pair's limit r_i + r_j - allowance - tolerance (Å)."""
-    n = r.n_atoms
-    radius = np.asarray(r.radius, np.float64)
-    polar = np.zeros(n, bool) if r.polar is None else np.asarray(r.polar, bool)
-    ex = np.sort(np.asarray(r.exclude, np.int64).reshape(-1, 2), axis=1)
-    ex_keys = np.unique(ex[:, 0] * n + ex[:, 1])
-    out_p, out_l = [], []
-    for k in range(n_samples):
-        pts = x[k * n:(k + 1) * n]
-        p = cKDTree(pts).query_pairs(2 * radius.max() + s.neighbor_skin, output_type="ndarray")
-        if not len(p):
-            continue
-        p = np.sort(p, axis=1)
-        if len(ex_keys):
-            keys = p[:, 0] * n + p[:, 1]
-            pos = np.minimum(np.searchsorted(ex_keys, keys), len(ex_keys) - 1)
-            p = p[ex_keys[pos] != keys]
-        limit = (radius[p[:, 0]] + radius[p[:, 1]] - s.clash_tolerance
-                 - HBOND_ALLOWANCE * (polar[p[:, 0]] & polar[p[:, 1]]))
-        d = np.sqrt(((pts[p[:, 0]] - pts[p[:, 1]]) ** 2).sum(1))
-        near = d < limit + s.neighbor_skin
-        out_p.append(p[near] + k * n)
-        out_l.append(limit[near])
-    if not out_p:
-        return np.zeros((0, 2), np.int64), np.zeros(0)
-    return np.concatenate(out_p), np.concatenate(out_l)
+    """The polish's clash candidates of x [S·n, 3] (bonded neighbours excluded) and their limits."""
+    polar = np.zeros(r.n_atoms, bool) if r.polar is None else r.polar
+    return clash_pairs(x, n_samples, r.radius, polar, r.exclude, s.clash_tolerance, s.neighbor_skin)
 
 
-def polish_energy(x: np.ndarray, t: _Tiled, x_start: np.ndarray) -> tuple[float, np.ndarray]:
-    """Energy and gradient [S·n, 3] of the tiled system at x [S·n, 3]."""
-    g = _Grad(len(x))
-    e = sum(term(x, t, g) for term in (_bond_terms, _angle_terms, _plane_terms, _chirality_terms, _clash_terms,
-                                       _distance_terms))
+def polish_energy(x: np.ndarray, system: _PolishSystem, x_start: np.ndarray) -> tuple[float, np.ndarray]:
+    """Energy and gradient [S·n, 3] of the polish at x [S·n, 3]: the restraints plus the tether."""
+    e, g = restraint_energy(x, system.tiled)
     dz = x - x_start
-    return e + t.tether_w * float((dz * dz).sum()), g.total() + 2 * t.tether_w * dz
+    return e + system.tether_weight * float((dz * dz).sum()), g + 2 * system.tether_weight * dz
 
 
 def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
@@ -256,7 +128,8 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
     if free.shape != (restraints.n_atoms,):
         raise ValueError(f"polish_samples needs fixed [{restraints.n_atoms}], got {np.shape(fixed)}")
     free = np.tile(free, n_samples)
-    t = _Tiled(restraints, n_samples, settings)
+    system = _PolishSystem.build(restraints, n_samples, settings)
+    t = system.tiled
     x_start = coords.reshape(-1, 3).copy()
     x = x_start.copy()
     if not free.any():
@@ -266,7 +139,7 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
         x[free] = z.reshape(-1, 3)  # only the free atoms are variables: the fixed ones stay put
-        e, g = polish_energy(x, t, x_start)
+        e, g = polish_energy(x, system, x_start)
         return e, g[free].ravel()
 
     for k in range(rounds + (settings.extra_rounds if clash else 0)):
@@ -274,40 +147,42 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
         if iters == 0:
             continue
         if clash:
-            t.pairs, t.limit = _clash_pairs(x, restraints, n_samples, settings)
+            t.clash_pairs, t.clash_limit = _clash_pairs(x, restraints, n_samples, settings)
             if k >= rounds:
                 if not _counted_clashes(x, t, settings):
                     break
                 # the tether moves to the current coordinates: a clash that needs more than
                 # ~tether Å of movement is resolved over several rounds instead of never
                 x_start[:] = x
-                _yield_to_clashes(x, t, settings)
+                _yield_to_clashes(x, system, settings)
         res = lbfgs_b(fun, x[free].ravel(), iters, ftol=ftol)
         x[free] = res.x.reshape(-1, 3)
     return x.reshape(coords.shape)
 
 
-def _counted_mask(x: np.ndarray, t: _Tiled, s: PolishSettings) -> np.ndarray:
+def _counted_mask(x: np.ndarray, t: TiledRestraints, s: PolishSettings) -> np.ndarray:
     """[pairs] bool: pairs of the current list the metric would count (overlap >= clash_overlap_counted)."""
-    if not len(t.pairs):
+    p = t.clash_pairs
+    if not len(p):
         return np.zeros(0, bool)
-    d = np.sqrt(((x[t.pairs[:, 0]] - x[t.pairs[:, 1]]) ** 2).sum(1))
-    return t.limit + s.clash_tolerance - d >= s.clash_overlap_counted - 1e-9
+    d = np.sqrt(((x[p[:, 0]] - x[p[:, 1]]) ** 2).sum(1))
+    return t.clash_limit + s.clash_tolerance - d >= s.clash_overlap_counted - 1e-9
 
 
-def _counted_clashes(x: np.ndarray, t: _Tiled, s: PolishSettings) -> int:
+def _counted_clashes(x: np.ndarray, t: TiledRestraints, s: PolishSettings) -> int:
     return int(_counted_mask(x, t, s).sum())
 
 
-def _yield_to_clashes(x: np.ndarray, t: _Tiled, s: PolishSettings) -> None:
+def _yield_to_clashes(x: np.ndarray, system: _PolishSystem, s: PolishSettings) -> None:
     """Scale by distance_decay the weights of the restraint groups touching a residue that holds
     a counted clash."""
-    if not len(t.dist) or s.distance_decay == 1:
+    t = system.tiled
+    if not len(t.distances) or s.distance_decay == 1:
         return
-    clashing = np.unique(t.residue[t.pairs[_counted_mask(x, t, s)].ravel()])
-    touched = np.isin(t.residue[t.dist], clashing).any(1)
-    weak = np.isin(t.dgroup, np.unique(t.dgroup[touched]))
-    t.dw = np.where(weak, t.dw * s.distance_decay, t.dw)
+    clashing = np.unique(system.residue[t.clash_pairs[_counted_mask(x, t, s)].ravel()])
+    touched = np.isin(system.residue[t.distances], clashing).any(1)
+    weak = np.isin(system.group, np.unique(system.group[touched]))
+    t.distance_weight = np.where(weak, t.distance_weight * s.distance_decay, t.distance_weight)
 
 
 def regularize_coords(
@@ -331,5 +206,5 @@ def regularize_coords(
     return polish_samples(coords[None], r, PolishSettings(max_iter=max_iter, tether=tether), ftol=1e-9)[0]
 
 
-__all__ = ["HBOND_ALLOWANCE", "PolishRestraints", "PolishSettings", "lbfgs_b", "polish_energy", "polish_samples",
+__all__ = ["HBOND_ALLOWANCE", "PolishRestraints", "PolishSettings", "lbfgs_b", "polish_energy", "polish_samples", "tile_polish",
            "regularize_coords"]

@@ -2,7 +2,7 @@
 handedness. Nothing here knows about files, models or configuration; every other layer may use it."""
 from __future__ import annotations
 
-from rnadiff.geometry.neighbors import cross_pairs, neighbor_pairs, neighbor_pairs_torch
+from rnadiff.geometry.neighbors import cross_pairs, neighbor_pairs
 from rnadiff.geometry.superpose import (
     apply_rigid,
     kabsch,
@@ -10,7 +10,7 @@ from rnadiff.geometry.superpose import (
     superpose,
     weighted_kabsch,
 )
-from rnadiff.geometry.volumes import signed_volumes, signed_volumes_torch
+from rnadiff.geometry.volumes import signed_volumes
 
-__all__ = ["apply_rigid", "cross_pairs", "kabsch", "neighbor_pairs", "neighbor_pairs_torch", "rotation_from_covariance",
-           "signed_volumes", "signed_volumes_torch", "superpose", "weighted_kabsch"]
+__all__ = ["apply_rigid", "cross_pairs", "kabsch", "neighbor_pairs", "rotation_from_covariance",
+           "signed_volumes", "superpose", "weighted_kabsch"]

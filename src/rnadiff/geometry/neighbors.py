@@ -1,17 +1,12 @@
-"""Neighbour search with a cell list: all pairs closer than a cutoff, in numpy and in torch.
+"""Neighbour search with a cell list: all pairs closer than a cutoff.
 
 Never builds an N x N matrix: atoms are binned into cubic cells of edge `cutoff`, sorted by cell
-key, and each atom only looks at the 27 cells around its own via `searchsorted`. The numpy form
-processes queries in chunks so that the candidate list stays bounded for large structures; the
-torch form works on a batch of samples at once (cell keys are sample-major, so samples never mix)
-and expands candidates with `repeat_interleave`, O(N · atoms per 27 cells) memory. The sampler's
-clash guidance builds its list with a skin and reuses it for a few steps: pairs are atom indices,
-so they stay valid in any rigid frame.
+key, and each atom only looks at the 27 cells around its own via `searchsorted`; queries are
+processed in chunks so that the candidate list stays bounded for large structures.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 # The 27 neighbour-cell offsets.
 _OFFSETS = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)],
@@ -90,76 +85,3 @@ def cross_pairs(query: np.ndarray, target: np.ndarray, cutoff: float, chunk_size
     if return_distances:
         return i, j, np.concatenate(out_d)
     return i, j
-
-
-_OFFSETS_TORCH = torch.from_numpy(_OFFSETS)
-
-
-@torch.no_grad()
-def neighbor_pairs_torch(
-    x: torch.Tensor,
-    cutoff: float,
-    *,
-    atom_mask: torch.Tensor | None = None,
-    exclude: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pairs (i < j) of the same sample with |x_i - x_j| < cutoff.
-
-    x [S, N, 3] (any float dtype; computed in float32/64 as given); atom_mask [N] or [S, N] bool
-    (False atoms never pair); exclude int64 [m, 2] index pairs (i < j) to leave out (bonded).
-    Returns (sample, i, j), each int64 [P], sorted by (sample, i, j). Non-finite atoms never pair.
-    """
-    if cutoff <= 0:
-        raise ValueError(f"cutoff must be positive, got {cutoff}")
-    s, n, _ = x.shape
-    device = x.device
-    x = x.detach()
-    ok = torch.isfinite(x).all(-1)  # [S, N]
-    if atom_mask is not None:
-        ok = ok & atom_mask.to(device=device, dtype=torch.bool).expand(s, n)
-    flat = torch.nonzero(ok.reshape(-1)).squeeze(-1)  # global ids s*N + i of usable atoms
-    empty = torch.zeros(0, dtype=torch.long, device=device)
-    if flat.numel() < 2:
-        return empty, empty, empty
-    pos = x.reshape(-1, 3)[flat]
-    sample = flat // n
-    cell = torch.floor((pos - pos.min(0).values) / cutoff).long() + 1  # >= 1 so that -1 stays >= 0
-    dims = cell.max(0).values + 2  # room for the +1 neighbour of the highest cell
-    per_sample = int(dims.prod())
-
-    def key_of(c: torch.Tensor, smp: torch.Tensor) -> torch.Tensor:
-        return smp * per_sample + (c[..., 0] * dims[1] + c[..., 1]) * dims[2] + c[..., 2]
-
-    keys = key_of(cell, sample)
-    order = torch.argsort(keys, stable=True)
-    sorted_keys = keys[order]
-    # [M, 27] keys of the neighbour cells of every atom
-    nb = key_of(cell[:, None, :] + _OFFSETS_TORCH.to(device), sample[:, None])
-    start = torch.searchsorted(sorted_keys, nb, right=False)
-    stop = torch.searchsorted(sorted_keys, nb, right=True)
-    counts = (stop - start).reshape(-1)
-    query = torch.arange(flat.numel(), device=device).repeat_interleave(27).repeat_interleave(counts)
-    # position within each run: global arange minus the run's first offset
-    first = torch.cumsum(counts, 0) - counts
-    within = torch.arange(int(counts.sum()), device=device) - first.repeat_interleave(counts)
-    cand = order[start.reshape(-1).repeat_interleave(counts) + within]
-    keep = cand > query  # each unordered pair once (same sample: ids are sample-major)
-    query, cand = query[keep], cand[keep]
-    keep = (pos[query] - pos[cand]).pow(2).sum(-1) < cutoff * cutoff
-    gq, gc = flat[query[keep]], flat[cand[keep]]
-    smp, i, j = _drop_excluded(gq // n, gq % n, gc % n, exclude, n)
-    order = torch.argsort((smp * n + i) * n + j)
-    return smp[order], i[order], j[order]
-
-
-def _drop_excluded(smp: torch.Tensor, i: torch.Tensor, j: torch.Tensor, exclude: torch.Tensor | None,
-                   n_atom: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Leave out the pairs (i < j) listed in `exclude` [m, 2] (either order), in every sample."""
-    if exclude is None or not exclude.numel():
-        return smp, i, j
-    ex = exclude.to(i.device)
-    ex_keys = torch.sort(ex.min(1).values * n_atom + ex.max(1).values).values
-    pair_keys = i * n_atom + j
-    loc = torch.searchsorted(ex_keys, pair_keys).clamp(max=ex_keys.numel() - 1)
-    keep = ex_keys[loc] != pair_keys
-    return smp[keep], i[keep], j[keep]

@@ -2,12 +2,11 @@
 
 The sign says the hand of the centre (a mirror image flips it); the monomer library, the
 chirality metric, the polish, the minimizer's guard and the sampler's guidance all use this one
-definition. numpy and torch forms, any leading batch dimensions.
+definition, any leading batch dimensions.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 
 def signed_volumes(coords: np.ndarray, chirals: np.ndarray) -> np.ndarray:
@@ -18,9 +17,3 @@ def signed_volumes(coords: np.ndarray, chirals: np.ndarray) -> np.ndarray:
     b = coords[..., chirals[:, 2], :] - c
     d = coords[..., chirals[:, 3], :] - c
     return np.einsum("...i,...i->...", a, np.cross(b, d))
-
-
-def signed_volumes_torch(x: torch.Tensor, chirals: torch.Tensor) -> torch.Tensor:
-    """x [..., n, 3], chirals [m, 4] long rows (c, a, b, d) -> [..., m] (Å³), differentiable."""
-    c, a, b, d = (x[..., chirals[:, k], :] for k in range(4))
-    return ((a - c) * torch.linalg.cross(b - c, d - c, dim=-1)).sum(-1)

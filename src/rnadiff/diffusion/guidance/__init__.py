@@ -1,5 +1,6 @@
 """RNA-aware guidance during sampling (issue 10): flat-bottom chemistry potentials applied to the
-denoised prediction, clash pairs from the torch neighbour search of rnadiff.geometry, and Feynman–Kac steering.
+denoised prediction (rows of the restraint kernel of rnadiff.chem.restraint_energy, which the final
+polish minimises too), and Feynman–Kac steering.
 
     guidance = RNAGuidance.from_features(featurize(structure), {"enabled": True})
     sample_diffusion(..., guidance=guidance)      # off (None) by default: unchanged sampler

@@ -58,7 +58,7 @@ def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 
         return PolishRestraints.from_topology(topology, distances=distances, atom_residue=residue)
     n = topology.n_atoms
     radius, polar = radii_from_elements(features["ref_element"].reshape(n, -1))
-    return PolishRestraints.from_topology(topology, radius.numpy().astype(np.float64), polar.numpy(),
+    return PolishRestraints.from_topology(topology, radius, polar,
                                           distances=distances, atom_residue=residue)
 
 

@@ -1,0 +1,104 @@
+"""The guidance's potentials as rows of the shared restraint kernel (`rnadiff.chem.restraint_energy`,
+the same energy and analytic gradient the final polish minimises), in Å² so that one step size
+suits all of them:
+
+- bond / link:     Σ relu(|d − d0| − tol·esd)²
+- angle:           Σ (L·relu(|θ − θ0| − tol·esd))² with L = 1.5 Å (a bond's lever arm: radians → Å)
+- chirality:       Σ relu(tol − sign·V)², V the signed volume (Å³)
+- planarity:       Σ relu(|h| − tol·esd)², h an atom's distance to its base's best plane
+- clash:           Σ relu(r_i + r_j − tol − allowance_ij − d)² over neighbour-list pairs (> 3 bonds
+                   apart), allowance 0.4 Å between two N/O atoms (a hydrogen bond, as the metric)
+- base_pair:       Σ relu(|d − 2.95 Å| − tol·esd)² over the asserted pairs' H-bonds
+- pair_template:   the same over their canonical cross distances
+- given:           Σ relu(|x_i − y_i| − tol)², y the input's given atoms Kabsch-aligned onto x
+                   (no gradient through the alignment): a tether in the sample's own frame.
+
+`tol` is each term's `TermSchedule.tolerance`; each term's weight is its schedule's factor at the
+step's noise level, and a term at weight 0 adds no rows.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from rnadiff.chem.restraint_energy import TiledRestraints
+from rnadiff.diffusion.guidance.config import TermSchedule
+from rnadiff.diffusion.guidance.terms import HBOND_LENGTH, GuidanceTerms
+from rnadiff.geometry import superpose
+
+ANGLE_LEVER = 1.5  # Å
+
+
+def _distance_rows(t: TiledRestraints, specs, schedules: Mapping[str, TermSchedule],
+                   factors: Mapping[str, float]) -> tuple[np.ndarray, ...]:
+    """Tiled (pairs, targets, weights, widths) of the distance-like terms in `specs`
+    (name, pairs [m, 2], target, esd [m]) whose factor is positive."""
+    idx, target, weight, width = [np.zeros((0, 2), np.int64)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
+    for name, pairs, length, esd in specs:
+        f = factors.get(name, 0.0)
+        if f <= 0 or not len(pairs):
+            continue
+        idx.append(pairs)
+        target.append(np.broadcast_to(np.asarray(length, np.float64), (len(pairs),)))
+        weight.append(np.full(len(pairs), f))
+        width.append(schedules[name].tolerance * np.asarray(esd, np.float64))
+    return (t.tile(np.concatenate(idx), 2), t.repeat(np.concatenate(target)), t.repeat(np.concatenate(weight)),
+            t.repeat(np.concatenate(width)))
+
+
+def guidance_restraints(terms: GuidanceTerms, schedules: Mapping[str, TermSchedule], factors: Mapping[str, float],
+                        n_samples: int, clash: tuple[np.ndarray, np.ndarray] | None = None) -> TiledRestraints:
+    """The weighted potentials (all but `given`) of S samples as one tiled system; `clash` holds
+    the neighbour-list pairs (tiled) and their limits (`RNAGuidance.neighbor_pairs`)."""
+    t = TiledRestraints(n_atoms=terms.n_atoms, n_samples=n_samples)
+    t.bonds, t.bond_target, t.bond_weight, t.bond_width = _distance_rows(t, (
+        ("bond", terms.bonds, terms.bond_length, terms.bond_esd),
+        ("link", terms.links, terms.link_length, terms.link_esd)), schedules, factors)
+    t.distances, t.distance_target, t.distance_weight, t.distance_width = _distance_rows(t, (
+        ("base_pair", terms.pair_hbonds, HBOND_LENGTH, terms.pair_hbond_esd),
+        ("pair_template", terms.pair_template, terms.pair_template_length, terms.pair_template_esd)),
+        schedules, factors)
+    f = factors.get("angle", 0.0)
+    if f > 0 and len(terms.angles):
+        t.angles, t.angle_target = t.tile(terms.angles, 3), t.repeat(terms.angle_value)
+        t.angle_weight = np.full(len(t.angles), f * ANGLE_LEVER**2)
+        t.angle_width = t.repeat(schedules["angle"].tolerance * terms.angle_esd)
+    f = factors.get("planarity", 0.0)
+    if f > 0 and terms.planes.size:
+        k = terms.planes.shape[1]
+        t.planes, t.plane_weight = t.tile(terms.planes, k), t.repeat(f * terms.plane_mask)
+        t.plane_width = t.repeat(schedules["planarity"].tolerance * terms.plane_esd)
+    f = factors.get("chirality", 0.0)
+    known = terms.chiral_sign != 0
+    if f > 0 and known.any():
+        t.chirals, t.chiral_sign = t.tile(terms.chirals[known], 4), t.repeat(terms.chiral_sign[known])
+        t.chiral_min, t.chiral_weight = schedules["chirality"].tolerance, f
+    f = factors.get("clash", 0.0)
+    if f > 0 and clash is not None:
+        t.clash_pairs, t.clash_limit = clash
+        t.clash_weight = f
+    return t
+
+
+def given_energy(x: np.ndarray, terms: GuidanceTerms, n_samples: int, weight: float, tol: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The `given` tether of x [S·n, 3]: energy per sample [S] and gradient [S·n, 3]."""
+    energy, grad = np.zeros(n_samples), np.zeros_like(x)
+    if weight <= 0 or len(terms.given) < 3:  # an alignment needs three points
+        return energy, grad
+    for s in range(n_samples):
+        rows = s * terms.n_atoms + terms.given
+        cur = x[rows]
+        dv = cur - superpose(terms.given_coords, cur)
+        if tol == 0:  # harmonic
+            energy[s], grad[rows] = weight * float((dv * dv).sum()), 2 * weight * dv
+            continue
+        d = np.sqrt((dv * dv).sum(1))
+        r = np.maximum(d - tol, 0.0)
+        energy[s] = weight * float((r * r).sum())
+        grad[rows] = (2 * weight * r / np.maximum(d, 1e-9))[:, None] * dv
+    return energy, grad
+
+
+__all__ = ["ANGLE_LEVER", "given_energy", "guidance_restraints"]
