@@ -173,3 +173,21 @@ def test_a_pseudouridine_is_restrained_on_its_renamed_ring_as_the_annotator_read
     names = {layout.atom_names[k] for k in atoms.ravel() if layout.atom_to_token[k] == side}
     assert "O2" in names and "O4" not in names  # U's O4 position is Ψ's O2
     assert names >= {"C1'", "N1", "C2", "N3", "C4", "C5", "C6"}
+
+
+def test_one_c_glycoside_test_for_templates_features_and_h_bonds(rna_dev_dir):
+    from rnadiff.chem.library import known_template_names
+    from rnadiff.chem.pairing import c_glycoside_tokens, hbond_atom_pairs, is_c_glycoside
+
+    assert [n for n in known_template_names() if is_c_glycoside(n)] == ["PSU"]
+    feats = featurize(read_structure(rna_dev_dir / "clean" / "rsrnasp_train" / "1EVV_A.pdb"))
+    layout = feats.layout
+    expected = np.array([is_c_glycoside(n) for n in layout.template_names])
+    assert expected.any() and np.array_equal(c_glycoside_tokens(feats), expected)
+    # the guidance's H-bonds of a Ψ pair use the renamed ring too: Ψ's O2 stands where U's O4 is
+    psu = set(np.flatnonzero(expected).tolist())
+    pair = next(p for p in pair_set(canonical_pairs(layout, feats["coords"].numpy())) if set(p) & psu)
+    atoms, _ = hbond_atom_pairs(feats, [pair])
+    side = next(t for t in pair if t in psu)
+    names = {layout.atom_names[k] for k in atoms.ravel() if layout.atom_to_token[k] == side}
+    assert names == {"N3", "O2"}

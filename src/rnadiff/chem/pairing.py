@@ -81,18 +81,40 @@ def complementary_type(a: str, b: str) -> tuple[tuple[str, str], bool] | None:
     return None
 
 
+C1_C5_BOND_MAX = 1.8  # Å: a C1′–C5 distance below this is a bond (in a purine or an N-glycoside
+# pyrimidine C5 sits >= 3.6 Å from C1′ in every library template; in pseudouridine 1.5 Å)
+
+
+def _c1_bonds_c5(c1: np.ndarray, c5: np.ndarray) -> bool:
+    """The one test of a C-glycoside: C1′ bonded to the base's C5, read from ideal coordinates."""
+    return bool(np.linalg.norm(np.asarray(c1, np.float64) - np.asarray(c5, np.float64)) < C1_C5_BOND_MAX)
+
+
 @lru_cache(maxsize=None)
 def is_c_glycoside(template_name: str) -> bool:
-    """True when the template's C1′ bonds to a carbon of the base (pseudouridine and kin)."""
+    """True when the template's C1′ bonds to the base's C5 (pseudouridine and kin)."""
     try:
         t = get_template(template_name)
     except UnknownResidueError:  # a residue the library lacks: read on its parent's atoms
         return False
-    if not t.has("C1'"):
+    if not (t.has("C1'") and t.has("C5")):
         return False
-    c1 = t.index["C1'"]
-    partners = [int(b) for a, b in t.bonds if a == c1] + [int(a) for a, b in t.bonds if b == c1]
-    return any(t.elements[k] == "C" and t.atom_names[k] not in ("C2'",) for k in partners)
+    return _c1_bonds_c5(t.ideal_coords[t.index["C1'"]], t.ideal_coords[t.index["C5"]])
+
+
+def c_glycoside_tokens(features: Mapping[str, torch.Tensor], index: dict[tuple[int, str], int] | None = None
+                       ) -> np.ndarray:
+    """[T] bool: the residues of featurized input whose C1′ bonds to the base's C5, read from the
+    reference conformer (`ref_pos`, the templates' ideal coordinates) by the same test as
+    `is_c_glycoside`; index: a `token_atom_index` holding C1′ and C5, when one is at hand."""
+    n_tok = int(features["restype"].shape[-2])
+    index = token_atom_index(features, ("C1'", "C5")) if index is None else index
+    ref = features["ref_pos"].detach().cpu().numpy()
+    out = np.zeros(n_tok, bool)
+    for t in range(n_tok):
+        c1, c5 = index.get((t, "C1'")), index.get((t, "C5"))
+        out[t] = c1 is not None and c5 is not None and _c1_bonds_c5(ref[c1], ref[c5])
+    return out
 
 
 def parse_dot_bracket(text: str, n_token: int, source: str = "secondary structure") -> list[tuple[int, int]]:
@@ -242,7 +264,9 @@ def hbond_atom_pairs(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple
     """([n, 2] atom indices, [n] pair number) of the donor–acceptor atoms of each canonical pair
     (by parent nucleotide; pairs of non-complementary bases contribute nothing)."""
     parents = parent_letters(features)
-    index = token_atom_index(features, {n for bonds in HBONDS.values() for ab in bonds for n in ab})
+    names = {n for bonds in HBONDS.values() for ab in bonds for n in ab}
+    index = token_atom_index(features, names | {C_GLYCOSIDE_NAMES.get(n, n) for n in names} | {"C1'", "C5"})
+    c_gly = c_glycoside_tokens(features, index)  # their ring atoms sit under other names
     atoms, owner = [], []
     for n, (a, b) in enumerate(pairs):
         comp = complementary_type(parents[a], parents[b])
@@ -251,6 +275,8 @@ def hbond_atom_pairs(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple
         key, swapped = comp
         first, second = (b, a) if swapped else (a, b)
         for da, db in HBONDS[key]:
+            da = C_GLYCOSIDE_NAMES.get(da, da) if c_gly[first] else da
+            db = C_GLYCOSIDE_NAMES.get(db, db) if c_gly[second] else db
             if (first, da) in index and (second, db) in index:
                 atoms.append((index[(first, da)], index[(second, db)]))
                 owner.append(n)
