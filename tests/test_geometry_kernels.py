@@ -50,8 +50,8 @@ def test_signed_volumes_and_mirror():
     chirals = np.array([[0, 1, 2, 3], [4, 5, 6, 7], [9, 8, 1, 2]])
     v = signed_volumes(x, chirals)
     assert v.shape == (2, 3)
-    c, a, b, d = (x[:, chirals[:, k]] for k in range(4))
-    np.testing.assert_allclose(v, np.einsum("sij,sij->si", a - c, np.cross(b - c, d - c)), atol=1e-12)
+    c, a, b, d = (x[:, chirals[:, k]] for k in range(4))  # V = det[a - c, b - c, d - c]
+    np.testing.assert_allclose(v, np.linalg.det(np.stack([a - c, b - c, d - c], -1)), atol=1e-12)
     np.testing.assert_allclose(signed_volumes(x * np.array([-1.0, 1.0, 1.0]), chirals), -v, atol=1e-12)
     unit = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
     assert signed_volumes(unit, np.array([[0, 1, 2, 3]]))[0] == 1.0

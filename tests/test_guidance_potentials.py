@@ -183,3 +183,23 @@ def test_flat_bottom_gradient_matches_finite_differences(rna_dev_dir):
             lo[i, k] -= 1e-6
             num = (restraint_energy(hi, t)[0] - restraint_energy(lo, t)[0]) / 2e-6
             assert num == pytest.approx(grad[i, k], rel=1e-4, abs=1e-4)
+
+
+def test_every_contact_after_a_guided_step_was_in_the_step_s_clash_list(crystal):
+    """The default skin covers the moves of one step (2 x max_displacement): no pair outside the
+    list, built from the step's input, can have come into contact by the step's end."""
+    g = RNAGuidance.from_features(crystal, {})
+    assert g.config.neighbor_skin >= 2 * g.config.max_displacement
+    x = crystal["coords"].double()
+    centre = x.mean(0)
+    squeezed = (centre + 0.85 * (x - centre))[None]  # overlaps everywhere: large moves this step
+    out = g.guide(squeezed, torch.tensor([0.5]))
+    listed, _ = g.neighbor_pairs(squeezed.numpy().reshape(-1, 3), 1)
+    moved = float((out - squeezed).norm(dim=-1).max())
+    assert 0.5 < moved <= g.config.max_displacement + 1e-9
+    t = g.terms
+    from rnadiff.chem.restraint_energy import clash_pairs
+
+    touching, _ = clash_pairs(out.numpy().reshape(-1, 3), 1, t.radius, t.polar, t.exclude,
+                              g.config.terms["clash"].tolerance, 0.0)
+    assert len(touching) and {tuple(p) for p in touching.tolist()} <= {tuple(p) for p in listed.tolist()}

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 
-from rnadiff.chem.contacts import HBOND_ALLOWANCE
 from rnadiff.chem.polish_restraints import PolishRestraints, PolishSettings
 from rnadiff.chem.restraint_energy import TiledRestraints, clash_pairs, restraint_energy
 
@@ -206,5 +205,5 @@ def regularize_coords(
     return polish_samples(coords[None], r, PolishSettings(max_iter=max_iter, tether=tether), ftol=1e-9)[0]
 
 
-__all__ = ["HBOND_ALLOWANCE", "PolishRestraints", "PolishSettings", "lbfgs_b", "polish_energy", "polish_samples", "tile_polish",
-           "regularize_coords"]
+__all__ = ["PolishRestraints", "PolishSettings", "lbfgs_b", "polish_energy", "polish_samples", "regularize_coords",
+           "tile_polish"]

@@ -37,7 +37,8 @@ class TiledRestraints:
     """Restraint rows of S samples of n atoms, atom indices already offset into the S·n system.
 
     Widths are flat-bottom half-widths per row (None: harmonic); planes [P, k] are padded with
-    weight 0; distance_group/residue serve the polish's pairs that yield to clashes."""
+    weight 0. Index arrays are made read-only once a scatter matrix is built from them: replace
+    them, never edit them in place."""
 
     n_atoms: int
     n_samples: int
@@ -79,6 +80,7 @@ class TiledRestraints:
         cached = self._scatter.get(term)
         if cached is not None and cached[0] is rows:
             return cached[1]
+        rows.setflags(write=False)  # an in-place edit would leave the cached matrix stale
         atoms = rows.T.ravel() if roles else rows.ravel()
         matrix = csr_matrix((np.ones(atoms.size), (atoms, np.arange(atoms.size))), shape=(self.size, atoms.size))
         self._scatter[term] = (rows, matrix)
@@ -167,7 +169,7 @@ def plane_deviations(x: np.ndarray, planes: np.ndarray, mask: np.ndarray) -> tup
     mask [P, k] > 0 marks real atoms) and each plane's normal [P, 3] (smallest principal axis)."""
     m = (mask > 0).astype(np.float64)
     pts = x[planes]  # [P, k, 3]
-    centre = (pts * m[..., None]).sum(1) / m.sum(1)[:, None]
+    centre = (pts * m[..., None]).sum(1) / np.maximum(m.sum(1), 1.0)[:, None]
     rel = (pts - centre[:, None]) * m[..., None]
     normal = np.linalg.eigh(np.einsum("pki,pkj->pij", rel, rel))[1][..., 0]
     return np.einsum("pki,pi->pk", rel, normal), normal
@@ -179,10 +181,11 @@ def _plane_terms(x, t: TiledRestraints, acc: _Accumulator) -> float:
     h, normal = plane_deviations(x, t.planes, t.plane_weight)
     m = (t.plane_weight > 0).astype(np.float64)
     r = _excess(h, t.plane_width) * m
-    # d/dx of Σ w r² at a fixed normal: the normal is the least-squares optimum, so its variation
-    # drops out of the harmonic energy (a flat bottom keeps a small part of it: the guidance moves
-    # atoms onto the current plane, as intended); the centroid's part does not drop out once the
-    # weights or flat bottoms differ between a plane's atoms
+    # d/dx of Σ w r² at a fixed normal: the normal is the unweighted least-squares optimum, so its
+    # variation drops out of a harmonic energy whose weights are equal within each plane (the
+    # monomer library gives one esd per plane; with a flat bottom a small part remains: the atoms
+    # move onto the current plane, as intended); the centroid's part does not drop out once the
+    # weights or flat bottoms differ between a plane's atoms, so it is kept
     coef = 2 * t.plane_weight * r
     coef = coef - m * (coef.sum(1) / m.sum(1))[:, None]
     acc.add(t.scatter("planes", t.planes, roles=False), (coef[..., None] * normal[:, None, :]).reshape(-1, 3))
@@ -254,10 +257,13 @@ def clash_pairs(x: np.ndarray, n_samples: int, radius: np.ndarray, polar: np.nda
     ex = np.sort(np.asarray(exclude, np.int64).reshape(-1, 2), axis=1)
     ex_keys = np.unique(ex[:, 0] * n + ex[:, 1])
     atoms = np.arange(n) if movable is None else np.flatnonzero(movable)
+    if len(atoms) < 2:
+        return np.zeros((0, 2), np.int64), np.zeros(0)
+    reach = 2 * radius[atoms].max() + skin
     out_p, out_l = [], []
     for k in range(n_samples):
         pts = x[k * n:(k + 1) * n]
-        p = cKDTree(pts[atoms]).query_pairs(2 * radius.max() + skin, output_type="ndarray")
+        p = cKDTree(pts[atoms]).query_pairs(reach, output_type="ndarray")
         if not len(p):
             continue
         p = np.sort(atoms[p], axis=1)

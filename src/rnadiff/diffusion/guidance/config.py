@@ -88,11 +88,12 @@ class GuidanceConfig:
     step_size: float = 1.0       # Å: length of L-BFGS-B's first trial step (variables are x / step_size)
     max_displacement: float = 1.0  # Å: cap on each atom's move per sampler step
     # The clash neighbour list is rebuilt every `neighbor_every` sampler steps and keeps the pairs
-    # within `neighbor_skin` Å of their contact limit. Every step with a 1 Å skin: a k-d tree
-    # build costs less than the extra pairs a list kept for 5 steps needs (a 2 Å skin held 6x the
-    # pairs and tripled the cost of each energy evaluation, 70 nt, 5 samples).
+    # within `neighbor_skin` Å of their contact limit. Every step: a k-d tree build costs less than
+    # a list kept for several steps (whose skin must also cover the denoiser's moves between them).
+    # A skin of 2 x max_displacement: within one step two atoms close by at most that much, so no
+    # pair outside the list can reach contact.
     neighbor_every: int = 1
-    neighbor_skin: float = 1.0
+    neighbor_skin: float = 2.0
     terms: dict[str, TermSchedule] = field(default_factory=lambda: dict(DEFAULT_TERMS))
     steering: SteeringConfig = field(default_factory=SteeringConfig)
 

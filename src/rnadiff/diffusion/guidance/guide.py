@@ -193,7 +193,7 @@ class RNAGuidance:
         n_samples = int(np.prod(lead, dtype=np.int64))
         clash = self.neighbor_pairs(xs, n_samples, step=step, key=key)
         full = {k: v.weight for k, v in self.config.terms.items()}
-        energy = torch.from_numpy(self._sample_totals(xs, n_samples, full, clash).reshape(-1, s))  # [B, S]
+        energy = torch.from_numpy(self._sample_totals(xs, n_samples, full, clash).reshape(-1, s)).to(x_next.device)
         x_new, idx = self._steering.step(x_next.reshape(-1, s, n, 3), energy, key=key)
         self.stats.steering_seconds += time.perf_counter() - t0
         self.stats.resamplings += 1

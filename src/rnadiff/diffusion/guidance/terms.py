@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnadiff.chem.contacts import DEFAULT_RADIUS, HBOND_ALLOWANCE, VDW_RADII
+from rnadiff.chem.contacts import DEFAULT_RADIUS, VDW_RADII
 from rnadiff.chem.pair_geometry import pair_template_restraints
 from rnadiff.chem.pairing import hbond_atom_pairs, pair_prior, prior_pairs
 from rnadiff.chem.topology import Topology
@@ -64,12 +64,6 @@ class GuidanceTerms:
     pair_template: np.ndarray
     pair_template_length: np.ndarray
     pair_template_esd: np.ndarray
-
-    @property
-    def max_contact(self) -> float:
-        """Largest distance at which two atoms can still clash (2 · max radius)."""
-        r = self.radius[self.atom_mask]
-        return 2.0 * float(r.max()) if r.size else 2.0 * DEFAULT_RADIUS
 
 
 def _numpy(v) -> np.ndarray:
@@ -145,4 +139,4 @@ def _pair_hbonds(features: Mapping | None) -> dict[str, np.ndarray]:
             "pair_template_length": _f(t_length), "pair_template_esd": _f(t_esd)}
 
 
-__all__ = ["GuidanceTerms", "HBOND_ALLOWANCE", "build_terms", "radii_from_elements"]
+__all__ = ["GuidanceTerms", "build_terms", "radii_from_elements"]
