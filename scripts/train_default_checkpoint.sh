@@ -14,7 +14,10 @@
 # History: stage 1 (runs/default, sessions 1-2): 32-nt crops, rna_dev only, ~8050 steps,
 # smooth-lDDT radius 30 Å to step 1200 then 15 Å. Stage 2 (session 3): 4,500 steps, partial weights
 # c1 .25 p .15 three_bead .15 backbone .15 subset .1 noisy .2. Stage 3 (session 4): P-only inputs
-# (the weakest INF) drawn more often, backbone and noisy less (their targets are met).
+# (the weakest INF) drawn more often, backbone and noisy less (their targets are met). Stage 4
+# (session 5): the same command resumed runs/default from step ~11,850 to MAX_STEPS=20000 (val loss
+# 7.57 -> 7.08, still falling). To go on: MAX_STEPS=30000 scripts/train_default_checkpoint.sh (it
+# resumes runs/default, or starts from the committed weights where runs/ is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
