@@ -127,3 +127,20 @@ def test_extra_rounds_resolve_clashes_the_first_rounds_leave(crystal):
     a = polish_samples(clean[None], r, PolishSettings(extra_rounds=0))[0]
     b = polish_samples(clean[None], r, PolishSettings(extra_rounds=6))[0]
     assert np.array_equal(a, b)
+
+
+def test_extra_rounds_polish_only_the_samples_that_still_clash(crystal):
+    """A clean sample batched with one that keeps a clash after the regular rounds leaves those
+    rounds exactly as it would without any extra round; the clashing one is repaired further."""
+    x = crystal["coords"].double().numpy().copy()
+    a2t = crystal["atom_to_token_idx"].numpy()
+    bad = x.copy()
+    for res, shift in ((2, [3.5, 1.2, 0.0]), (5, [-2.8, 2.0, 0.9])):  # beyond the tether's reach
+        bad[a2t == res] += shift
+    r = polish_restraints(crystal)
+    batch = np.stack([x, bad])
+    base = polish_samples(batch, r, PolishSettings(max_iter=30, extra_rounds=0))
+    more = polish_samples(batch, r, PolishSettings(max_iter=30, extra_rounds=6))
+    assert quality(crystal, base[0])["clashes"] == 0 < quality(crystal, base[1])["clashes"]
+    assert np.array_equal(more[0], base[0])
+    assert quality(crystal, more[1])["clashes"] < quality(crystal, base[1])["clashes"]

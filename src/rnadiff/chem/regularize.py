@@ -93,6 +93,14 @@ class _PolishSystem:
         residue = (residue[None] + (np.arange(n_samples) * n_res)[:, None]).reshape(-1)
         return cls(t, 1.0 / s.tether**2, group, residue)
 
+    def subset(self, samples: np.ndarray, r: PolishRestraints, s: PolishSettings) -> "_PolishSystem":
+        """The system of the chosen samples (bool [S]) alone, their distance weights as they stand
+        (some may have yielded to clashes); clash pairs are left for the caller to fill in."""
+        sub = _PolishSystem.build(r, int(samples.sum()), s)
+        weights = self.tiled.distance_weight.reshape(self.tiled.n_samples, -1)[samples]
+        sub.tiled.distance_weight = weights.reshape(-1)
+        return sub
+
 
 def _clash_pairs(x: np.ndarray, r: PolishRestraints, n_samples: int, s: PolishSettings
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -117,15 +125,15 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
     ftol: L-BFGS-B's relative energy-change stop (the default never stops a sample's polish early).
     With radii the iterations are split over `clash_rounds` rounds, the clash neighbour list
     rebuilt before each (atoms move a fraction of an Å per round, the skin covers that); extra
-    rounds follow while any sample still has a clash the metric would count (all samples take
-    part in them, so a sample's result can depend slightly on its batch)."""
+    rounds follow for the samples that still have a clash the metric would count (only those take
+    part: a clean sample is not polished further because a batch mate is not)."""
     coords = np.asarray(coords, np.float64)
     if coords.ndim != 3 or coords.shape[1:] != (restraints.n_atoms, 3):
         raise ValueError(f"polish_samples needs coords [S, {restraints.n_atoms}, 3], got {coords.shape}")
-    n_samples = coords.shape[0]
-    free = np.ones(restraints.n_atoms, bool) if fixed is None else ~np.asarray(fixed, bool).reshape(-1)
-    if free.shape != (restraints.n_atoms,):
-        raise ValueError(f"polish_samples needs fixed [{restraints.n_atoms}], got {np.shape(fixed)}")
+    n_samples, n = coords.shape[0], restraints.n_atoms
+    free = np.ones(n, bool) if fixed is None else ~np.asarray(fixed, bool).reshape(-1)
+    if free.shape != (n,):
+        raise ValueError(f"polish_samples needs fixed [{n}], got {np.shape(fixed)}")
     free = np.tile(free, n_samples)
     system = _PolishSystem.build(restraints, n_samples, settings)
     t = system.tiled
@@ -135,28 +143,43 @@ def polish_samples(coords: np.ndarray, restraints: PolishRestraints,
         return x.reshape(coords.shape)
     clash = restraints.radius is not None and len(restraints.radius) > 0
     rounds = settings.clash_rounds if clash else 1
-
-    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-        x[free] = z.reshape(-1, 3)  # only the free atoms are variables: the fixed ones stay put
-        e, g = polish_energy(x, system, x_start)
-        return e, g[free].ravel()
-
     for k in range(rounds + (settings.extra_rounds if clash else 0)):
         iters = settings.max_iter // rounds + (k < settings.max_iter % rounds)
         if iters == 0:
             continue
         if clash:
             t.clash_pairs, t.clash_limit = _clash_pairs(x, restraints, n_samples, settings)
-            if k >= rounds:
-                if not _counted_clashes(x, t, settings):
-                    break
-                # the tether moves to the current coordinates: a clash that needs more than
-                # ~tether Å of movement is resolved over several rounds instead of never
-                x_start[:] = x
-                _yield_to_clashes(x, system, settings)
-        res = lbfgs_b(fun, x[free].ravel(), iters, ftol=ftol)
-        x[free] = res.x.reshape(-1, 3)
+        if k < rounds:
+            _minimise_round(system, x, x_start, free, iters, ftol)
+            continue
+        stuck = _samples_with_counted_clashes(x, t, settings)
+        if not stuck.any():
+            break
+        # the tether moves to the current coordinates: a clash that needs more than ~tether Å
+        # of movement is resolved over several rounds instead of never
+        x_start[:] = x
+        _yield_to_clashes(x, system, settings)
+        rows = (np.flatnonzero(stuck)[:, None] * n + np.arange(n)).reshape(-1)
+        sub = system.subset(stuck, restraints, settings)
+        xs, xs_start = x[rows], x_start[rows]
+        sub.tiled.clash_pairs, sub.tiled.clash_limit = _clash_pairs(xs, restraints, int(stuck.sum()), settings)
+        _minimise_round(sub, xs, xs_start, free[rows], iters, ftol)
+        x[rows] = xs
     return x.reshape(coords.shape)
+
+
+def _minimise_round(system: _PolishSystem, x: np.ndarray, x_start: np.ndarray, free: np.ndarray, iters: int,
+                    ftol: float) -> None:
+    """At most `iters` L-BFGS-B iterations of the polish energy on x [S·n, 3] (in place); only
+    the free atoms are variables, the fixed ones stay put."""
+
+    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+        x[free] = z.reshape(-1, 3)
+        e, g = polish_energy(x, system, x_start)
+        return e, g[free].ravel()
+
+    res = lbfgs_b(fun, x[free].ravel(), iters, ftol=ftol)
+    x[free] = res.x.reshape(-1, 3)
 
 
 def _counted_mask(x: np.ndarray, t: TiledRestraints, s: PolishSettings) -> np.ndarray:
@@ -168,8 +191,10 @@ def _counted_mask(x: np.ndarray, t: TiledRestraints, s: PolishSettings) -> np.nd
     return t.clash_limit + s.clash_tolerance - d >= s.clash_overlap_counted - 1e-9
 
 
-def _counted_clashes(x: np.ndarray, t: TiledRestraints, s: PolishSettings) -> int:
-    return int(_counted_mask(x, t, s).sum())
+def _samples_with_counted_clashes(x: np.ndarray, t: TiledRestraints, s: PolishSettings) -> np.ndarray:
+    """[S] bool: the samples holding a pair the metric would count."""
+    counted = t.clash_pairs[_counted_mask(x, t, s), 0] // t.n_atoms
+    return np.bincount(counted, minlength=t.n_samples) > 0
 
 
 def _yield_to_clashes(x: np.ndarray, system: _PolishSystem, s: PolishSettings) -> None:
