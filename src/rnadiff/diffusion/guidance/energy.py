@@ -31,54 +31,76 @@ ANGLE_LEVER = 1.5  # Å
 
 
 def _distance_rows(t: TiledRestraints, specs, schedules: Mapping[str, TermSchedule],
-                   factors: Mapping[str, float]) -> tuple[np.ndarray, ...]:
-    """Tiled (pairs, targets, weights, widths) of the distance-like terms in `specs`
-    (name, pairs [m, 2], target, esd [m]) whose factor is positive."""
-    idx, target, weight, width = [np.zeros((0, 2), np.int64)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
-    for name, pairs, length, esd in specs:
-        f = factors.get(name, 0.0)
-        if f <= 0 or not len(pairs):
+                   active: frozenset[str]) -> tuple[np.ndarray, ...]:
+    """Tiled (pairs, targets, widths, kinds) of the distance-like terms in `specs` (name, pairs
+    [m, 2], target, esd [m]) that are active; kinds: each row's index into `specs`."""
+    idx, target, width, kind = [np.zeros((0, 2), np.int64)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0, np.int64)]
+    for k, (name, pairs, length, esd) in enumerate(specs):
+        if name not in active or not len(pairs):
             continue
         idx.append(pairs)
         target.append(np.broadcast_to(np.asarray(length, np.float64), (len(pairs),)))
-        weight.append(np.full(len(pairs), f))
         width.append(schedules[name].tolerance * np.asarray(esd, np.float64))
-    return (t.tile(np.concatenate(idx), 2), t.repeat(np.concatenate(target)), t.repeat(np.concatenate(weight)),
-            t.repeat(np.concatenate(width)))
+        kind.append(np.full(len(pairs), k))
+    return (t.tile(np.concatenate(idx), 2), t.repeat(np.concatenate(target)), t.repeat(np.concatenate(width)),
+            np.tile(np.concatenate(kind), t.n_samples))
+
+
+class GuidanceRows:
+    """The rows of the potentials in `active` (all but `given`) for S samples, built once per
+    structure, sample count and set of active terms; a sampler step only sets their weights (its
+    factors) and its clash pairs (`weighted`), so the rows' scatter matrices are built once too."""
+
+    def __init__(self, terms: GuidanceTerms, schedules: Mapping[str, TermSchedule], active: frozenset[str],
+                 n_samples: int):
+        t = TiledRestraints(n_atoms=terms.n_atoms, n_samples=n_samples)
+        self.bond_kinds = ("bond", "link")
+        self.distance_kinds = ("base_pair", "pair_template")
+        t.bonds, t.bond_target, t.bond_width, self._bond_kind = _distance_rows(t, (
+            ("bond", terms.bonds, terms.bond_length, terms.bond_esd),
+            ("link", terms.links, terms.link_length, terms.link_esd)), schedules, active)
+        t.distances, t.distance_target, t.distance_width, self._distance_kind = _distance_rows(t, (
+            ("base_pair", terms.pair_hbonds, HBOND_LENGTH, terms.pair_hbond_esd),
+            ("pair_template", terms.pair_template, terms.pair_template_length, terms.pair_template_esd)),
+            schedules, active)
+        if "angle" in active and len(terms.angles):
+            t.angles, t.angle_target = t.tile(terms.angles, 3), t.repeat(terms.angle_value)
+            t.angle_width = t.repeat(schedules["angle"].tolerance * terms.angle_esd)
+        self._plane_mask = np.zeros((0, 0))
+        if "planarity" in active and terms.planes.size:
+            t.planes, self._plane_mask = t.tile(terms.planes, terms.planes.shape[1]), t.repeat(terms.plane_mask)
+            t.plane_width = t.repeat(schedules["planarity"].tolerance * terms.plane_esd)
+        known = terms.chiral_sign != 0
+        if "chirality" in active and known.any():
+            t.chirals, t.chiral_sign = t.tile(terms.chirals[known], 4), t.repeat(terms.chiral_sign[known])
+            t.chiral_min = schedules["chirality"].tolerance
+        self.tiled = t
+
+    def weighted(self, factors: Mapping[str, float], clash: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> TiledRestraints:
+        """The tiled system weighted by the step's factors; `clash` holds the neighbour-list pairs
+        (tiled) and their limits (`RNAGuidance.neighbor_pairs`)."""
+        t = self.tiled
+        per_kind = lambda kinds: np.array([factors.get(k, 0.0) for k in kinds])  # noqa: E731
+        t.bond_weight = per_kind(self.bond_kinds)[self._bond_kind]
+        t.distance_weight = per_kind(self.distance_kinds)[self._distance_kind]
+        t.angle_weight = np.full(len(t.angles), factors.get("angle", 0.0) * ANGLE_LEVER**2)
+        t.plane_weight = factors.get("planarity", 0.0) * self._plane_mask
+        t.chiral_weight = factors.get("chirality", 0.0)
+        t.clash_pairs, t.clash_limit = clash if clash is not None else (np.zeros((0, 2), np.int64), np.zeros(0))
+        t.clash_weight = factors.get("clash", 0.0)
+        return t
+
+
+def active_terms(factors: Mapping[str, float]) -> frozenset[str]:
+    return frozenset(k for k, f in factors.items() if f > 0)
 
 
 def guidance_restraints(terms: GuidanceTerms, schedules: Mapping[str, TermSchedule], factors: Mapping[str, float],
                         n_samples: int, clash: tuple[np.ndarray, np.ndarray] | None = None) -> TiledRestraints:
-    """The weighted potentials (all but `given`) of S samples as one tiled system; `clash` holds
-    the neighbour-list pairs (tiled) and their limits (`RNAGuidance.neighbor_pairs`)."""
-    t = TiledRestraints(n_atoms=terms.n_atoms, n_samples=n_samples)
-    t.bonds, t.bond_target, t.bond_weight, t.bond_width = _distance_rows(t, (
-        ("bond", terms.bonds, terms.bond_length, terms.bond_esd),
-        ("link", terms.links, terms.link_length, terms.link_esd)), schedules, factors)
-    t.distances, t.distance_target, t.distance_weight, t.distance_width = _distance_rows(t, (
-        ("base_pair", terms.pair_hbonds, HBOND_LENGTH, terms.pair_hbond_esd),
-        ("pair_template", terms.pair_template, terms.pair_template_length, terms.pair_template_esd)),
-        schedules, factors)
-    f = factors.get("angle", 0.0)
-    if f > 0 and len(terms.angles):
-        t.angles, t.angle_target = t.tile(terms.angles, 3), t.repeat(terms.angle_value)
-        t.angle_weight = np.full(len(t.angles), f * ANGLE_LEVER**2)
-        t.angle_width = t.repeat(schedules["angle"].tolerance * terms.angle_esd)
-    f = factors.get("planarity", 0.0)
-    if f > 0 and terms.planes.size:
-        k = terms.planes.shape[1]
-        t.planes, t.plane_weight = t.tile(terms.planes, k), t.repeat(f * terms.plane_mask)
-        t.plane_width = t.repeat(schedules["planarity"].tolerance * terms.plane_esd)
-    f = factors.get("chirality", 0.0)
-    known = terms.chiral_sign != 0
-    if f > 0 and known.any():
-        t.chirals, t.chiral_sign = t.tile(terms.chirals[known], 4), t.repeat(terms.chiral_sign[known])
-        t.chiral_min, t.chiral_weight = schedules["chirality"].tolerance, f
-    f = factors.get("clash", 0.0)
-    if f > 0 and clash is not None:
-        t.clash_pairs, t.clash_limit = clash
-        t.clash_weight = f
-    return t
+    """The weighted potentials (all but `given`) of S samples as one tiled system (rows built
+    afresh; `RNAGuidance` keeps a `GuidanceRows` per active set instead)."""
+    return GuidanceRows(terms, schedules, active_terms(factors), n_samples).weighted(factors, clash)
 
 
 def given_energy(x: np.ndarray, terms: GuidanceTerms, n_samples: int, weight: float, tol: float
@@ -101,4 +123,4 @@ def given_energy(x: np.ndarray, terms: GuidanceTerms, n_samples: int, weight: fl
     return energy, grad
 
 
-__all__ = ["ANGLE_LEVER", "given_energy", "guidance_restraints"]
+__all__ = ["ANGLE_LEVER", "GuidanceRows", "active_terms", "given_energy", "guidance_restraints"]

@@ -23,7 +23,7 @@ import torch
 from rnadiff.chem.regularize import lbfgs_b
 from rnadiff.chem.restraint_energy import clash_pairs, restraint_energy, sample_energies
 from rnadiff.diffusion.guidance.config import POTENTIALS, GuidanceConfig
-from rnadiff.diffusion.guidance.energy import given_energy, guidance_restraints
+from rnadiff.diffusion.guidance.energy import GuidanceRows, active_terms, given_energy
 from rnadiff.diffusion.guidance.steering import FKSteering
 from rnadiff.diffusion.guidance.terms import GuidanceTerms, build_terms
 
@@ -59,6 +59,7 @@ class RNAGuidance:
         self.stats = GuidanceStats()
         self._pairs: dict[Any, tuple[int, tuple]] = {}
         self._steering: FKSteering | None = None
+        self._rows: dict[tuple[int, frozenset[str]], GuidanceRows] = {}
 
     @classmethod
     def from_features(cls, features: Any, config: GuidanceConfig | Mapping | None = None,
@@ -109,11 +110,18 @@ class RNAGuidance:
         return pairs
 
     # ------------------------------------------------------------------ energies
+    def _system(self, n_samples: int, factors: Mapping[str, float], clash: tuple | None):
+        """The tiled potentials weighted by `factors`; their rows are built once per sample count
+        and set of active terms (a sampler step only reweights them)."""
+        key = (n_samples, active_terms(factors))
+        if key not in self._rows:
+            self._rows[key] = GuidanceRows(self.terms, self.config.terms, key[1], n_samples)
+        return self._rows[key].weighted(factors, clash)
+
     def _sample_totals(self, x: np.ndarray, n_samples: int, factors: Mapping[str, float],
                        clash: tuple | None) -> np.ndarray:
         """Σ_k factor_k · E_k per sample [S] of x [S·N, 3]."""
-        system = guidance_restraints(self.terms, self.config.terms, factors, n_samples, clash)
-        total = sum(sample_energies(x, system).values())
+        total = sum(sample_energies(x, self._system(n_samples, factors, clash)).values())
         tether = self.config.terms["given"]
         return total + given_energy(x, self.terms, n_samples, factors.get("given", 0.0), tether.tolerance)[0]
 
@@ -158,7 +166,7 @@ class RNAGuidance:
         are x / step_size, so the line search's first trial step moves x by step_size Å."""
         cfg = self.config
         scale = float(cfg.step_size)
-        system = guidance_restraints(self.terms, cfg.terms, factors, n_samples, clash)
+        system = self._system(n_samples, factors, clash)
         tether_w, tether_tol = factors.get("given", 0.0), cfg.terms["given"].tolerance
         free = np.tile(self.terms.atom_mask, n_samples)
         x = x0.copy()
