@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnadiff.chem.contacts import CLASH_OVERLAP, DEFAULT_RADIUS, HBOND_ALLOWANCE, POLAR_ELEMENTS, VDW_RADII
+from rnadiff.chem.contacts import CLASH_OVERLAP, DEFAULT_RADIUS, HBOND_ALLOWANCE, contact_radii
 from rnadiff.metrics.atoms import AtomTable
 from rnadiff.geometry.neighbors import neighbor_pairs
 from rnadiff.metrics.restraints import Restraints
-
-_POLAR = POLAR_ELEMENTS
 
 
 @dataclass
@@ -59,12 +57,11 @@ def bonded_within(n_atoms: int, bonds: np.ndarray, depth: int = 3,
 def find_clashes(table: AtomTable, restraints: Restraints, overlap: float = CLASH_OVERLAP) -> Clashes:
     """Clashing heavy-atom pairs of `table` (`restraints` built from the same table)."""
     heavy = np.nonzero(table.heavy_mask)[0]
-    elements = np.array([str(e).upper() for e in table.elements], dtype=object)
-    radii = np.array([VDW_RADII.get(e, DEFAULT_RADIUS) for e in elements])
+    radii, polar_atom = contact_radii(table.elements)
     cutoff = 2 * max(radii[heavy].max(initial=DEFAULT_RADIUS), DEFAULT_RADIUS)
     i, j, d = neighbor_pairs(table.coords[heavy], cutoff, return_distances=True)
     i, j = heavy[i], heavy[j]
-    polar = np.isin(elements[i], list(_POLAR)) & np.isin(elements[j], list(_POLAR))
+    polar = polar_atom[i] & polar_atom[j]
     ov = radii[i] + radii[j] - d - np.where(polar, HBOND_ALLOWANCE, 0.0)
     keep = ov >= overlap
     i, j, ov = i[keep], j[keep], ov[keep]

@@ -10,14 +10,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import gemmi
 import numpy as np
 
-from rnadiff.chem.contacts import DEFAULT_RADIUS, VDW_RADII
+from rnadiff.chem.contacts import contact_radii
 from rnadiff.chem.pair_geometry import pair_template_restraints
 from rnadiff.chem.pairing import hbond_atom_pairs, pair_prior, prior_pairs
 from rnadiff.chem.topology import Topology
 
-_SYMBOL = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F", 15: "P", 16: "S", 17: "CL", 34: "SE", 35: "BR", 53: "I"}
 
 
 @dataclass
@@ -73,10 +73,7 @@ def _numpy(v) -> np.ndarray:
 def radii_from_elements(ref_element) -> tuple[np.ndarray, np.ndarray]:
     """vdW radius [N] (Å) and polar flag [N] from the one-hot `ref_element` [N, 128] (atomic number - 1)."""
     z = _numpy(ref_element).argmax(-1) + 1
-    sym = [_SYMBOL.get(int(k), "?") for k in z]
-    radius = np.array([VDW_RADII.get(s, DEFAULT_RADIUS) for s in sym], np.float64)
-    polar = np.array([s in ("N", "O") for s in sym], bool)
-    return radius, polar
+    return contact_radii(gemmi.Element(int(k)).name for k in z)
 
 
 def _i(a, width: int) -> np.ndarray:
