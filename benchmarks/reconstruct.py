@@ -158,6 +158,18 @@ def merge(parts: list[dict]) -> dict:
     return {"checkpoints": checkpoints, "overrides": parts[0]["overrides"], "rows": list(rows.values())}
 
 
+DEFAULT_DATA = [str(Path(__file__).resolve().parents[2] / "shared/data" / n) for n in ("rna_dev.tar.gz", "rna_extra.tar.gz")]
+
+
+def report(result: dict, md: str, json_path: str | None, markdown_path: str | None) -> None:
+    """Print the table and write the per-chain results and the table where asked."""
+    print(md)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1))
+    if markdown_path:
+        Path(markdown_path).write_text(md + "\n")
+
+
 def table(rows: list[dict], methods: list[str]) -> str:
     out = ["| input | length | chains | method | RMSD (Å) | lDDT | canonical INF | non-canonical INF | stacking INF "
            "| clashes/1000 | chirality errors | given-atom max dev (Å) | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -176,8 +188,7 @@ def table(rows: list[dict], methods: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", nargs="+", default=[str(Path(__file__).resolve().parents[2] / "shared/data" / n)
-                                                  for n in ("rna_dev.tar.gz", "rna_extra.tar.gz")])
+    p.add_argument("--data", nargs="+", default=DEFAULT_DATA)
     p.add_argument("--checkpoint", action="append", default=[],
                    help="NAME=PATH (or NAME=default for the packaged checkpoint); repeat to compare")
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
@@ -198,12 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             a.checkpoint = ["model=default"]
         result = run(a)
     methods = ["baseline", *result["checkpoints"]]
-    md = table(result["rows"], methods)
-    print(md)
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=1))
-    if a.markdown:
-        Path(a.markdown).write_text(md + "\n")
+    report(result, table(result["rows"], methods), a.json, a.markdown)
     return 0
 
 

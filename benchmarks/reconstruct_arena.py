@@ -34,7 +34,6 @@ under the table, never dropped silently.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from rnadiff.train.data import load_records
 from rnadiff.train.split import is_heldout, is_validation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reconstruct import KINDS, reduce_to, score, select_chains, table  # noqa: E402
+from reconstruct import DEFAULT_DATA, KINDS, reduce_to, report, score, select_chains, table  # noqa: E402
 from reconstruct_baseline import baseline, fit_orientation  # noqa: E402
 
 ARENA_COMMIT = "5d57cded5aa6c30410019b28ff8d6a7551fecd79"
@@ -166,8 +165,7 @@ def notes(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arena", required=True, help="the Arena binary")
-    p.add_argument("--data", nargs="+", default=[str(Path(__file__).resolve().parents[2] / "shared/data" / n)
-                                                  for n in ("rna_dev.tar.gz", "rna_extra.tar.gz")])
+    p.add_argument("--data", nargs="+", default=DEFAULT_DATA)
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     p.add_argument("--n-chains", type=int, default=40)
     p.add_argument("--shard", default="1/1", help="K/N: every N-th chain from the K-th")
@@ -176,12 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", help="write the table here")
     a = p.parse_args(argv)
     result = run(a)
-    md = table(result["rows"], ["arena"]) + "\n\n" + notes(result["rows"])
-    print(md)
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=1))
-    if a.markdown:
-        Path(a.markdown).write_text(md + "\n")
+    report(result, table(result["rows"], ["arena"]) + "\n\n" + notes(result["rows"]), a.json, a.markdown)
     return 0
 
 
