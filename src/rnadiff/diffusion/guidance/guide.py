@@ -174,8 +174,10 @@ class RNAGuidance:
         def energy_and_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
             x[free] = z.reshape(-1, 3) * scale
             e, g = restraint_energy(x, system)
-            e_given, g_given = given_energy(x, self.terms, n_samples, tether_w, tether_tol)
-            return e + float(e_given.sum()), (g + g_given)[free].ravel() * scale
+            if tether_w > 0:  # off by default: no per-evaluation tether work then
+                e_given, g_given = given_energy(x, self.terms, n_samples, tether_w, tether_tol)
+                e, g = e + float(e_given.sum()), g + g_given
+            return e, g[free].ravel() * scale
 
         res = lbfgs_b(energy_and_grad, x0[free].ravel() / scale, cfg.n_steps,
                       max_fun=cfg.n_steps + cfg.n_steps // 4 + 1, ftol=1e-9)
