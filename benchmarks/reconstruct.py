@@ -109,18 +109,23 @@ def refine_settings(samples: int, overrides: list[str]):
     return cli_refine.settings_from(args, list(overrides))
 
 
+def held_out_chains(data: list[str], n_chains: int, shard: str) -> tuple[list, set, dict]:
+    """This shard's held-out chains, the ids of those from the first data path (rna_dev: the only
+    set the first (v1) checkpoint trained on) and the baseline's orientation fits per input kind."""
+    per_path = [load_records(path)[0] for path in data]
+    records = [r for recs in per_path for r in recs]
+    from_first = {id(r) for r in per_path[0]}
+    k, n = (int(v) for v in shard.split("/"))
+    chains = select_chains(records, n_chains)[k - 1::n]
+    train = [r for r in records if not is_heldout(r.seq_md5, r.n_token, 0.15, 0.3)]
+    orient = {kind: fit_orientation(train[:80], kind) for kind in ("c1", "p")}
+    return chains, from_first, orient
+
+
 def run(a) -> dict:
     from rnadiff.refine import load_refinement_model, refine_structure
 
-    # The first data path is rna_dev: the only set the first (v1) checkpoint trained on.
-    per_path = [load_records(path)[0] for path in a.data]
-    records = [r for recs in per_path for r in recs]
-    from_first = {id(r) for r in per_path[0]}
-    chains = select_chains(records, a.n_chains)
-    k, n = (int(v) for v in a.shard.split("/"))
-    chains = chains[k - 1::n]
-    train = [r for r in records if not is_heldout(r.seq_md5, r.n_token, 0.15, 0.3)]
-    orient = {kind: fit_orientation(train[:80], kind) for kind in ("c1", "p")}
+    chains, from_first, orient = held_out_chains(a.data, a.n_chains, a.shard)
     models = {}
     for spec in a.checkpoint:
         name, _, path = spec.partition("=")

@@ -43,12 +43,11 @@ from pathlib import Path
 import numpy as np
 
 from rnadiff.io import read_structure, write_structure
-from rnadiff.train.data import load_records
-from rnadiff.train.split import is_heldout, is_validation
+from rnadiff.train.split import is_validation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reconstruct import DEFAULT_DATA, KINDS, reduce_to, report, score, select_chains, table  # noqa: E402
-from reconstruct_baseline import baseline, fit_orientation  # noqa: E402
+from reconstruct import DEFAULT_DATA, KINDS, held_out_chains, reduce_to, report, score, table  # noqa: E402
+from reconstruct_baseline import baseline  # noqa: E402
 
 ARENA_COMMIT = "5d57cded5aa6c30410019b28ff8d6a7551fecd79"
 HEADING = f"pylelab/Arena {ARENA_COMMIT[:7]}, g++ -O3, option 5"
@@ -107,14 +106,7 @@ def arena_coords(record, atoms: dict, fallback: np.ndarray) -> tuple[np.ndarray,
 
 
 def run(a) -> dict:
-    per_path = [load_records(path)[0] for path in a.data]
-    records = [r for recs in per_path for r in recs]
-    from_first = {id(r) for r in per_path[0]}
-    chains = select_chains(records, a.n_chains)
-    k, n = (int(v) for v in a.shard.split("/"))
-    chains = chains[k - 1::n]
-    train = [r for r in records if not is_heldout(r.seq_md5, r.n_token, 0.15, 0.3)]
-    orient = {kind: fit_orientation(train[:80], kind) for kind in ("c1", "p")}
+    chains, from_first, orient = held_out_chains(a.data, a.n_chains, a.shard)
     arena = Path(a.arena).resolve()
     print(f"{len(chains)} held-out chains, Arena {arena}", file=sys.stderr)
     rows = []
