@@ -1,7 +1,7 @@
 """`rnadiff refine INPUT... --out DIR`: all-atom samples from partial/coarse RNA coordinates.
 
-For every input: DIR/<stem>/sample_<k>.<fmt> (B-factor = per-atom spread across samples) and
-DIR/<stem>/summary.json. A bad input is reported on stderr and skipped; the others are still
+For every input: DIR/<stem>/sample_<k>.<fmt> (B-factor = per-atom spread across samples; sample_0
+is the most central sample, rnadiff.pipeline.ranking) and DIR/<stem>/summary.json. A bad input is reported on stderr and skipped; the others are still
 written; the exit code is 2 if any input failed. Settings beyond the options are Hydra overrides
 of the refine config, e.g. `model.stageD.inference.refinement.start_sigma=5`.
 
@@ -54,7 +54,9 @@ def register(subparsers) -> None:
                         "is the mirror-corrected model), error (an input error). The verdict of every input is "
                         "in summary.json (handedness)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--samples", type=int, default=5, help="samples per input (default 5)")
+    p.add_argument("--samples", type=int, default=5, help="samples per input (default 5), written most central first: sample_0 has the least mean "
+                        "RMSD to the others (summary.json: consensus_rmsd, drawn_as; postprocess.rank=false keeps "
+                        "the draw order)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same files")
     p.add_argument("--steps", type=int, default=50, help="steps of the full noise schedule (default 50)")
     p.add_argument("--checkpoint", help="refinement checkpoint (directory/.safetensors or a `rnadiff train` "
@@ -114,6 +116,7 @@ def settings_from(args: argparse.Namespace, overrides: list[str]):
         anchor_strength=group.anchoring.strength, anchor_until_sigma=group.anchoring.until_sigma,
         regularize=group.postprocess.regularize, regularize_tether=group.postprocess.tether,
         regularize_iterations=group.postprocess.max_iter, regularize_pairs=group.postprocess.base_pairs,
+        rank_samples=group.postprocess.rank,
         given_tolerance=None if getattr(args, "noisy_input", False) else float(getattr(args, "given_tolerance", 0.0)),
         guidance=_guidance_settings(cfg, args), minimization=_minimization_settings(cfg, args))
 

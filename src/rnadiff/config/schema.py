@@ -181,6 +181,7 @@ class Postprocess:
     tether: float = MISSING
     max_iter: int = MISSING
     base_pairs: float = MISSING
+    rank: bool = MISSING
 
 
 @dataclass

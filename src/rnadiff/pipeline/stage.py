@@ -27,6 +27,7 @@ from rnadiff.errors import ConfigError, InputError
 from rnadiff.pipeline import finish
 from rnadiff.pipeline.conditioning import as_conditioning
 from rnadiff.pipeline.kept_atoms import GivenAtomsGuidance, chain
+from rnadiff.pipeline.ranking import consensus_order
 from rnadiff.pipeline.sampling import SamplerRun, StartLevel, seeded_generator, starting_coordinates
 
 
@@ -63,6 +64,8 @@ class PipelineSettings:
     guidance: GuidanceConfig | None = None
     # Energy minimization (rnadiff.minimize.MinimizationConfig) of every sample; None is off.
     minimization: Any = None
+    # Return the samples most central first (rnadiff.pipeline.ranking); False keeps the draw order.
+    rank_samples: bool = True
 
     def __post_init__(self):
         if self.n_samples < 1:
@@ -102,6 +105,8 @@ class StageResult:
     seconds: float  # sampling and polish
     minimization: list[dict[str, Any]] | None = None  # per sample, when minimized
     minimization_seconds: list[float] | None = None
+    consensus_rmsd: np.ndarray | None = None  # [S] mean RMSD of each sample to the others (Å)
+    drawn_index: np.ndarray | None = None  # [S] the draw each returned sample came from (ranking)
 
 
 class StagePipeline:
@@ -184,12 +189,17 @@ class StagePipeline:
         reports = mins = None
         if s.minimization is not None:
             samples, reports, mins = self._minimize(feats, samples, target, given, restraints, tokens)
+        order, consensus = consensus_order(samples)
+        if not s.rank_samples:
+            order = np.arange(len(samples))
         return StageResult(
-            features=feats, samples=samples, b_factors=finish.spread(samples),
-            given_rmsd=finish.given_rmsd(samples, target, given), sampled_given_rmsd=sampled_rmsd,
-            given_max_deviation=finish.given_max_deviation(samples, target, given),
+            features=feats, samples=samples[order], b_factors=finish.spread(samples),
+            given_rmsd=finish.given_rmsd(samples, target, given)[order], sampled_given_rmsd=sampled_rmsd[order],
+            given_max_deviation=finish.given_max_deviation(samples, target, given)[order],
             start_sigma=run.start_sigma if run.start > 0 else float(run.sigmas[0]), steps_run=run.steps,
-            seconds=seconds, minimization=reports, minimization_seconds=mins)
+            seconds=seconds, minimization=None if reports is None else [reports[k] for k in order],
+            minimization_seconds=None if mins is None else [mins[k] for k in order],
+            consensus_rmsd=consensus[order], drawn_index=order)
 
     def _minimize(self, feats, samples, target, given, restraints, tokens):
         s = self.settings

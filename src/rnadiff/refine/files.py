@@ -154,7 +154,9 @@ def _records(result: RefineResult) -> list[dict[str, Any]]:
     per_sample_seconds = result.seconds / len(result.samples)
     records = []
     for k, x in enumerate(result.samples):
-        rec: dict[str, Any] = {"sample": k, "given_atom_rmsd": _number(result.given_rmsd[k]),
+        rec: dict[str, Any] = {"sample": k, "drawn_as": int(result.drawn_index[k]),
+                               "consensus_rmsd": _number(result.consensus_rmsd[k]),
+                               "given_atom_rmsd": _number(result.given_rmsd[k]),
                                "given_atom_max_deviation": _number(result.given_max_deviation[k]),
                                "sampled_given_atom_rmsd": _number(result.sampled_given_rmsd[k])}
         seconds = per_sample_seconds
@@ -181,6 +183,7 @@ def _summary(path, checkpoint: str, settings: RefineSettings, result: RefineResu
         "settings": {"samples": settings.n_samples, "steps": settings.num_steps, "seed": settings.seed,
                      "start_sigma": round(result.start_sigma, 4), "steps_run": result.steps_run,
                      "anchor_strength": settings.anchor_strength, "regularize": settings.regularize,
+                     "ranked_by_consensus": settings.rank_samples,
                      "minimize": settings.minimization is not None, "format": fmt,
                      "guidance": settings.guidance is not None,
                      # null: noisy input, the given atoms were free to move
