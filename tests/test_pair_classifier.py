@@ -105,6 +105,26 @@ def test_training_learns_the_pairs_and_exports_a_loadable_classifier(rna_dev_dir
     assert train_clf.matched_inf(chains, clf.threshold) >= 0.85
 
 
+def test_more_draws_add_differently_perturbed_examples_of_the_same_chains(rna_dev_dir, tmp_path):
+    rows = [r for r in _manifest(rna_dev_dir) if 30 <= int(r["length"]) <= 60
+            and not is_heldout(r["seq_md5"], int(r["length"]), 0.15, 0.3)][:12]
+    data = tmp_path / "data"
+    data.mkdir()
+    for r in rows:
+        (data / (r["seq_md5"] + ".pdb")).write_bytes((rna_dev_dir / r["clean_file"]).read_bytes())
+    meta = {}
+    for draws in (1, 2):
+        out = tmp_path / f"clf{draws}"
+        assert train_clf.main(["--data", str(data), "--out", str(out), "--epochs", "1", "--modes", "noisy",
+                               "--draws", str(draws)]) == 0
+        meta[draws] = json.loads((out / "config.json").read_text())["provenance"]
+    assert meta[2]["draws"] == 2 and meta[2]["n_chains"] == meta[1]["n_chains"]
+    # noisy inputs: each draw has its own noise (deterministic under --seed), so the second draw's
+    # candidates are about as many as the first's but not a copy of them
+    n1, n2 = meta[1]["n_candidates"], meta[2]["n_candidates"]
+    assert 1.5 * n1 < n2 < 2.5 * n1 and n2 != 2 * n1
+
+
 def test_wrong_weights_are_refused():
     with pytest.raises(ValueError, match="features"):
         PairClassifier([(np.zeros((4, 3)), np.zeros(4)), (np.zeros((1, 4)), np.zeros(1))], np.zeros(3), np.ones(3), 0.5)

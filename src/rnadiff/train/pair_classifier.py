@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for model.safetensors + config.json (replaced atomically)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draws", type=int, default=1,
+                   help="partial inputs drawn per training chain and mode (each with its own jitter and noise)")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     a = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -121,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     xs, ys = [], []
     for r in fit_set:
         for mode in a.modes:
-            _, x, y = chain_examples(r, mode, a.seed)
-            xs.append(x)
-            ys.append(y)
+            for draw in range(a.draws):
+                # the aside chains are scored with seed + 1: the draws take other seeds
+                _, x, y = chain_examples(r, mode, a.seed + (draw and draw + 1))
+                xs.append(x)
+                ys.append(y)
     x, y = np.concatenate(xs), np.concatenate(ys)
     print(f"{len(fit_set)} chains, {len(x)} candidates ({int(y.sum())} pairs); {len(aside)} chains aside",
           file=sys.stderr)
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             "provenance": {"command": "python -m rnadiff.train.pair_classifier " + " ".join(argv or sys.argv[1:]),
                            "data": [Path(d).name for d in a.data], "n_chains": len(fit_set), "n_aside": len(aside),
                            "n_candidates": int(len(x)), "n_positive": int(y.sum()), "modes": a.modes,
-                           "epochs": a.epochs, "seed": a.seed, "aside_inf_by_mode": report,
+                           "epochs": a.epochs, "seed": a.seed, "draws": a.draws, "aside_inf_by_mode": report,
                            "seconds": round(time.time() - t0, 1)}}
 
     def write(folder: Path) -> None:
