@@ -122,6 +122,11 @@ def atom_name_codes(ref_atom_name_chars: torch.Tensor) -> torch.Tensor:
 BACKBONE_NAME_CODES = tuple(atom_name_code(n) for n in (*BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM))
 
 
+def backbone_atom_mask(codes: torch.Tensor) -> torch.Tensor:
+    """[*] bool: which atom name codes (`atom_name_codes`) name a backbone/sugar atom (OP3 included)."""
+    return torch.isin(codes, torch.tensor(BACKBONE_NAME_CODES, dtype=codes.dtype, device=codes.device))
+
+
 def _feature_charges(template) -> np.ndarray:
     charges = template.charges.copy()
     for n in ("OP1", "OP2", FIVE_PRIME_EXTRA_ATOM):

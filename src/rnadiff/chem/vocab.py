@@ -26,6 +26,8 @@ BASE_ATOMS: dict[str, tuple[str, ...]] = {
     "U": ("N1", "C2", "O2", "N3", "C4", "O4", "C5", "C6"),
     "N": (),  # unknown nucleotide: backbone only
 }
+# The base atom bonded to C1' (N9 of purines, N1 of pyrimidines).
+GLYCOSIDIC_N: dict[str, str] = {"A": "N9", "G": "N9", "C": "N1", "U": "N1"}
 STANDARD_RESIDUES: tuple[str, ...] = ("A", "C", "G", "U")
 PARENTS: tuple[str, ...] = ("A", "C", "G", "U", "N")
 

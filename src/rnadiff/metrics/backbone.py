@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnadiff.metrics.interactions import dihedral
-from rnadiff.metrics.nucleotides import GLYCOSIDIC_N, Nucleotides
+from rnadiff.chem.vocab import GLYCOSIDIC_N
+from rnadiff.metrics.nucleotides import Nucleotides
 from rnadiff.metrics.restraints import LINK_MAX
 
 _NU = (("C4'", "O4'", "C1'", "C2'"), ("O4'", "C1'", "C2'", "C3'"), ("C1'", "C2'", "C3'", "C4'"),

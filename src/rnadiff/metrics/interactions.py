@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from rnadiff.metrics.nucleotides import GLYCOSIDIC_N, Nucleotides
+from rnadiff.chem.vocab import GLYCOSIDIC_N
+from rnadiff.metrics.nucleotides import Nucleotides
 
 HBOND_POLAR_MAX = 3.5  # Å, N/O donor to acceptor
 HBOND_CH_MAX = 3.8     # Å, C–H donor to acceptor

@@ -22,7 +22,6 @@ RING_ATOMS = {
     "C": ("N1", "C2", "N3", "C4", "C5", "C6"),
     "U": ("N1", "C2", "N3", "C4", "C5", "C6"),
 }
-GLYCOSIDIC_N = {"A": "N9", "G": "N9", "C": "N1", "U": "N1"}
 
 
 class Nucleotides:

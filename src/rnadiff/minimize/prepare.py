@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnadiff.chem.vocab import BACKBONE_ATOMS, BASE_ATOMS, RESIDUE_ALIASES, STANDARD_RESIDUES, parent_of
+from rnadiff.chem.vocab import BACKBONE_ATOMS, BASE_ATOMS, GLYCOSIDIC_N, RESIDUE_ALIASES, STANDARD_RESIDUES, parent_of
 from rnadiff.metrics.atoms import AtomTable
 from rnadiff.metrics.restraints import LINK_MAX
 
 FIVE_PRIME_PHOSPHATE = ("P", "OP1", "OP2", "OP3")
-GLYCOSIDIC_ATOM = {"A": "N9", "G": "N9", "C": "N1", "U": "N1"}
 # Atom pairs that tell a chain break, the first pair present decides: (atom of i, atom of i+1,
 # max Å). C1'-C1' 12 Å as in rnadiff.io.breaks (linked neighbours reach 10.8 Å in the dev set).
 BREAK_CHECKS = (("O3'", "P", LINK_MAX), ("O3'", "O5'", 4.5), ("C3'", "P", 4.5), ("C1'", "C1'", 12.0))
@@ -87,7 +86,7 @@ def prepare(structure: AtomTable) -> Prepared:
         modified = raw not in STANDARD_RESIDUES and alias is None
         allowed = set(BACKBONE_ATOMS) | set(BASE_ATOMS[parent]) | {"OP3"}
         if modified:
-            gly = GLYCOSIDIC_ATOM[parent]
+            gly = GLYCOSIDIC_N[parent]
             base_ok = ("C1'" in atoms and gly in atoms and
                        np.linalg.norm(table.coords[atoms["C1'"]] - table.coords[atoms[gly]]) < 1.8)
             if not base_ok:

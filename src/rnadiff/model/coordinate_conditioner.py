@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
+from rnadiff.chem.features import atom_name_code, atom_name_codes, backbone_atom_mask
 from rnadiff.chem.pairing import N_PRIOR_CHANNELS
 
 ANCHORS = ("P", "C4'", "C1'", "base")
@@ -141,9 +141,7 @@ class CoordinateConditioner(nn.Module):
         given = self._given(f)
         x = f["coords"].float()
         pos, known = [], []
-        backbone = torch.zeros_like(given, dtype=torch.bool)
-        for c in BACKBONE_NAME_CODES:
-            backbone |= codes == c
+        backbone = backbone_atom_mask(codes)
         masks = [codes == ANCHOR_CODES["P"], codes == ANCHOR_CODES["C4'"], codes == ANCHOR_CODES["C1'"],
                  ~backbone & (codes != 0)]
         for m in masks:

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 import numpy as np
 
-from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
+from rnadiff.chem.features import atom_name_code, atom_name_codes, backbone_atom_mask
 from rnadiff.chem.pairing import pair_prior
 from rnadiff.train.crop import contiguous_tokens, crop_bonds, crop_features, crop_index_pairs, spatial_tokens
 from rnadiff.train.data import Record
@@ -59,10 +59,7 @@ def crop_pairs(pairs: np.ndarray, tokens: torch.Tensor, n_token: int) -> list[tu
 def base_pair_atoms(features: dict[str, torch.Tensor], pairs: list[tuple[int, int]]) -> torch.Tensor:
     """[n, 2] atom index pairs: every base atom (and C1′) of i with every one of j, per pair."""
     codes = atom_name_codes(features["ref_atom_name_chars"])
-    side = torch.ones_like(codes, dtype=torch.bool)
-    for c in BACKBONE_NAME_CODES:
-        side &= codes != c
-    side |= codes == _C1_CODE
+    side = ~backbone_atom_mask(codes) | (codes == _C1_CODE)
     tok = features["atom_to_token_idx"].long()
     out = []
     for a, b in pairs:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnadiff.chem.features import BACKBONE_NAME_CODES, atom_name_code, atom_name_codes
+from rnadiff.chem.features import atom_name_code, atom_name_codes, backbone_atom_mask
 from rnadiff.chem.vocab import RESTYPE_INDEX
 from rnadiff.diffusion.augmentation import uniform_random_rotation
 
@@ -60,10 +60,7 @@ def mode_mask(mode: str, features: Mapping[str, torch.Tensor], generator: torch.
         glycosidic = torch.where(purine, codes == atom_name_code("N9"), codes == atom_name_code("N1"))
         return (codes == atom_name_code("P")) | (codes == atom_name_code("C4'")) | glycosidic
     if mode == "backbone":
-        m = torch.zeros_like(codes, dtype=torch.bool)
-        for c in BACKBONE_NAME_CODES:
-            m |= codes == c
-        return m
+        return backbone_atom_mask(codes)
     if mode == "subset":
         frac = 0.1 + 0.8 * float(torch.rand((), generator=generator))
         return torch.rand(codes.shape, generator=generator) < frac
