@@ -11,7 +11,8 @@ chain over 100 nt, then chains evenly spread over the shorter ones up to `--n-ch
 split is the one every earlier checkpoint was held out from; the chains over 100 nt outside it were
 in the first checkpoint's training set, which favours the old checkpoint there: `seen_by_v1` marks
 them in the JSON.) Each native is reduced to the given atoms and rebuilt by
-- each checkpoint, through `rnadiff refine`'s own settings (sample 0 of `--samples`, seed 0);
+- each checkpoint, through `rnadiff refine`'s own settings (sample 0 of `--samples`, seed 0: with
+  several samples the most central one, as `rnadiff refine` writes it first);
 - the baseline: ideal nucleotides of the monomer library placed on the given atoms (Kabsch on
   ≥ 3 given atoms of a residue; for C1′/P only, oriented in a local frame of the neighbours).
 Scores against the native: all-heavy-atom RMSD, all-atom lDDT, canonical base-pair INF
