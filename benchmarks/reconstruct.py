@@ -176,19 +176,24 @@ def report(result: dict, md: str, json_path: str | None, markdown_path: str | No
         Path(markdown_path).write_text(md + "\n")
 
 
-def table(rows: list[dict], methods: list[str]) -> str:
-    out = ["| input | length | chains | method | RMSD (Å) | lDDT | canonical INF | non-canonical INF | stacking INF "
-           "| clashes/1000 | chirality errors | given-atom max dev (Å) | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def groups(rows: list[dict]):
+    """(input label, length-bin label, rows) per input kind and length bin (then all lengths), non-empty only."""
     for kind, label in KINDS.items():
         for lo, hi, bin_label in (*BINS, (0, 10**6, "all")):
             sel = [r for r in rows if r["input"] == kind and lo <= r["n"] <= hi]
-            if not sel:
-                continue
-            for m in methods:
-                # Rows of older result files lack the later columns: NaN there.
-                vals = [np.nanmean([r[m].get(c, np.nan) for r in sel]) for c in COLUMNS]
-                out.append(f"| {label} | {bin_label} | {len(sel)} | {m} | {vals[0]:.2f} | {vals[1]:.3f} | {vals[2]:.2f} | "
-                           f"{vals[3]:.2f} | {vals[4]:.2f} | {vals[5]:.1f} | {vals[6]:.1f} | {vals[7]:.2f} | {vals[8]:.1f} |")
+            if sel:
+                yield label, bin_label, sel
+
+
+def table(rows: list[dict], methods: list[str]) -> str:
+    out = ["| input | length | chains | method | RMSD (Å) | lDDT | canonical INF | non-canonical INF | stacking INF "
+           "| clashes/1000 | chirality errors | given-atom max dev (Å) | s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, bin_label, sel in groups(rows):
+        for m in methods:
+            # Rows of older result files lack the later columns: NaN there.
+            vals = [np.nanmean([r[m].get(c, np.nan) for r in sel]) for c in COLUMNS]
+            out.append(f"| {label} | {bin_label} | {len(sel)} | {m} | {vals[0]:.2f} | {vals[1]:.3f} | {vals[2]:.2f} | "
+                       f"{vals[3]:.2f} | {vals[4]:.2f} | {vals[5]:.1f} | {vals[6]:.1f} | {vals[7]:.2f} | {vals[8]:.1f} |")
     return "\n".join(out)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reconstruct import BINS, DEFAULT_DATA, KINDS, held_out_chains, reduce_to, refine_settings, score  # noqa: E402
+from reconstruct import DEFAULT_DATA, KINDS, groups, held_out_chains, reduce_to, refine_settings, score  # noqa: E402
 
 SELECTORS = ("first draw", "medoid", "mean of samples", "best (oracle)")
 MEASURES = (("rmsd", "RMSD (Å)", "{:.2f}"), ("lddt", "lDDT", "{:.3f}"), ("inf_canonical", "canonical INF", "{:.2f}"))
@@ -62,14 +62,10 @@ def pick(row: dict, selector: str, measure: str) -> float:
 def table(rows: list[dict]) -> str:
     out = ["| input | length | chains | selection | " + " | ".join(m[1] for m in MEASURES) + " |",
            "|---|---|---|---|" + "---|" * len(MEASURES)]
-    for kind, label in KINDS.items():
-        for lo, hi, bin_label in (*BINS, (0, 10**6, "all")):
-            sel = [r for r in rows if r["input"] == kind and lo <= r["n"] <= hi]
-            if not sel:
-                continue
-            for selector in SELECTORS:
-                vals = [fmt.format(np.nanmean([pick(r, selector, m) for r in sel])) for m, _, fmt in MEASURES]
-                out.append(f"| {label} | {bin_label} | {len(sel)} | {selector} | " + " | ".join(vals) + " |")
+    for label, bin_label, sel in groups(rows):
+        for selector in SELECTORS:
+            vals = [fmt.format(np.nanmean([pick(r, selector, m) for r in sel])) for m, _, fmt in MEASURES]
+            out.append(f"| {label} | {bin_label} | {len(sel)} | {selector} | " + " | ".join(vals) + " |")
     return "\n".join(out)
 
 

@@ -82,14 +82,20 @@ def test_features_ignore_rigid_motion_and_mask_what_is_not_given(heldout):
     assert masks[:, :per_anchor].any() and not masks[:, per_anchor:].any()  # C1' given, P/C4'/N not
 
 
-def test_training_learns_the_pairs_and_exports_a_loadable_classifier(rna_dev_dir, tmp_path):
-    """A few epochs on 12 training chains recover their C1' pairs; the export loads and agrees."""
-    rows = [r for r in _manifest(rna_dev_dir) if 30 <= int(r["length"]) <= 80
+def _training_chains(rna_dev_dir, tmp_path, max_length: int) -> tuple[list[dict], object]:
+    """12 training (not held-out) dev chains of 30..max_length nt copied into tmp_path/data."""
+    rows = [r for r in _manifest(rna_dev_dir) if 30 <= int(r["length"]) <= max_length
             and not is_heldout(r["seq_md5"], int(r["length"]), 0.15, 0.3)][:12]
     data = tmp_path / "data"
     data.mkdir()
     for r in rows:
         (data / (r["seq_md5"] + ".pdb")).write_bytes((rna_dev_dir / r["clean_file"]).read_bytes())
+    return rows, data
+
+
+def test_training_learns_the_pairs_and_exports_a_loadable_classifier(rna_dev_dir, tmp_path):
+    """A few epochs on 12 training chains recover their C1' pairs; the export loads and agrees."""
+    rows, data = _training_chains(rna_dev_dir, tmp_path, 80)
     out = tmp_path / "clf"
     assert train_clf.main(["--data", str(data), "--out", str(out), "--epochs", "30", "--modes", "c1"]) == 0
     meta = json.loads((out / "config.json").read_text())
@@ -106,12 +112,7 @@ def test_training_learns_the_pairs_and_exports_a_loadable_classifier(rna_dev_dir
 
 
 def test_more_draws_add_differently_perturbed_examples_of_the_same_chains(rna_dev_dir, tmp_path):
-    rows = [r for r in _manifest(rna_dev_dir) if 30 <= int(r["length"]) <= 60
-            and not is_heldout(r["seq_md5"], int(r["length"]), 0.15, 0.3)][:12]
-    data = tmp_path / "data"
-    data.mkdir()
-    for r in rows:
-        (data / (r["seq_md5"] + ".pdb")).write_bytes((rna_dev_dir / r["clean_file"]).read_bytes())
+    _, data = _training_chains(rna_dev_dir, tmp_path, 60)
     meta = {}
     for draws in (1, 2):
         out = tmp_path / f"clf{draws}"
