@@ -16,8 +16,12 @@
 # c1 .25 p .15 three_bead .15 backbone .15 subset .1 noisy .2. Stage 3 (session 4): P-only inputs
 # (the weakest INF) drawn more often, backbone and noisy less (their targets are met). Stage 4
 # (session 5): the same command resumed runs/default from step ~11,850 to MAX_STEPS=20000 (val loss
-# 7.57 -> 7.08, still falling). To go on: MAX_STEPS=30000 scripts/train_default_checkpoint.sh (it
-# resumes runs/default, or starts from the committed weights where runs/ is absent).
+# 7.57 -> 7.08, still falling). Stage 5 (session 6): MAX_STEPS=30000, resumed from step 20,319 and
+# stopped at ~27,080 for the session's end; the base-pair classifier was retrained at ~22,400
+# (python -m rnadiff.train.pair_classifier ... --draws 5 --epochs 20), so from there the prior the
+# model reads is the new one (val loss 7.08 -> 6.82). To go on: MAX_STEPS=35000
+# scripts/train_default_checkpoint.sh (it resumes runs/default, or starts from the committed
+# weights where runs/ is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
