@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The recipe of the base-pair classifier shipped in src/rnadiff/data/pair_classifier/ (about 1 min on
+# The recipe of the base-pair classifier shipped in src/rnadiff/data/pair_classifier/ (about 10 min on
 # one CPU thread): an MLP over the anchor distances around every complementary candidate pair,
-# trained on the training split of rna_dev + rna_extra under every partial-input mode.
+# trained on the training split of rna_dev + rna_extra under every partial-input mode, 5 draws of
+# each (their own jitter and noise; session 6: 1 draw and 12 epochs before).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
 exec python3 -m rnadiff.train.pair_classifier --data "$SHARED/rna_dev.tar.gz" "$SHARED/rna_extra.tar.gz" \
-    --out src/rnadiff/data/pair_classifier "$@"
+    --out src/rnadiff/data/pair_classifier --draws 5 --epochs 20 "$@"
