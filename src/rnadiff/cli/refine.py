@@ -1,9 +1,10 @@
 """`rnadiff refine INPUT... --out DIR`: all-atom samples from partial/coarse RNA coordinates.
 
 For every input: DIR/<stem>/sample_<k>.<fmt> (B-factor = per-atom spread across samples; sample_0
-is the most central sample, rnadiff.pipeline.ranking) and DIR/<stem>/summary.json. A bad input is reported on stderr and skipped; the others are still
-written; the exit code is 2 if any input failed. Settings beyond the options are Hydra overrides
-of the refine config, e.g. `model.stageD.inference.refinement.start_sigma=5`.
+is the most central sample, rnadiff.pipeline.ranking) and DIR/<stem>/summary.json. A bad input is
+reported on stderr and skipped; the others are still written; the exit code is 2 if any input
+failed. Settings beyond the options are Hydra overrides of the refine config, e.g.
+`model.stageD.inference.refinement.start_sigma=5`.
 
 `--devices N` shards the inputs over N worker processes (input i to worker i mod N; see
 rnadiff.refine.shard): the same files, report lines (in input order) and exit code as one process.
@@ -19,7 +20,7 @@ import argparse
 import sys
 
 from rnadiff.cli.overrides import accept_trailing_overrides, split_overrides
-from rnadiff.errors import ConfigError, InputError, RnadiffError
+from rnadiff.errors import InputError, RnadiffError
 
 EXIT_FAILED = 2
 REFINE_GROUP = "+standalone_refine=default"  # config/standalone_refine/default.yaml (anchoring, start σ)
@@ -54,7 +55,8 @@ def register(subparsers) -> None:
                         "is the mirror-corrected model), error (an input error). The verdict of every input is "
                         "in summary.json (handedness)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--samples", type=int, default=5, help="samples per input (default 5), written most central first: sample_0 has the least mean "
+    p.add_argument("--samples", type=int, default=5,
+                   help="samples per input (default 5), written most central first: sample_0 has the least mean "
                         "RMSD to the others (summary.json: consensus_rmsd, drawn_as; postprocess.rank=false keeps "
                         "the draw order)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same files")

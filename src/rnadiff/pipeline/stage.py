@@ -192,13 +192,16 @@ class StagePipeline:
         order, consensus = consensus_order(samples)
         if not s.rank_samples:
             order = np.arange(len(samples))
+        b_factors = finish.spread(samples)  # of the draw order: the same numbers either way
+        samples, sampled_rmsd = samples[order], sampled_rmsd[order]
+        if reports is not None:
+            reports, mins = [reports[k] for k in order], [mins[k] for k in order]
         return StageResult(
-            features=feats, samples=samples[order], b_factors=finish.spread(samples),
-            given_rmsd=finish.given_rmsd(samples, target, given)[order], sampled_given_rmsd=sampled_rmsd[order],
-            given_max_deviation=finish.given_max_deviation(samples, target, given)[order],
+            features=feats, samples=samples, b_factors=b_factors,
+            given_rmsd=finish.given_rmsd(samples, target, given), sampled_given_rmsd=sampled_rmsd,
+            given_max_deviation=finish.given_max_deviation(samples, target, given),
             start_sigma=run.start_sigma if run.start > 0 else float(run.sigmas[0]), steps_run=run.steps,
-            seconds=seconds, minimization=None if reports is None else [reports[k] for k in order],
-            minimization_seconds=None if mins is None else [mins[k] for k in order],
+            seconds=seconds, minimization=reports, minimization_seconds=mins,
             consensus_rmsd=consensus[order], drawn_index=order)
 
     def _minimize(self, feats, samples, target, given, restraints, tokens):

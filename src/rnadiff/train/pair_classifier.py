@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in fit_set:
         for mode in a.modes:
             for draw in range(a.draws):
-                # the aside chains are scored with seed + 1: the draws take other seeds
-                _, x, y = chain_examples(r, mode, a.seed + (draw and draw + 1))
+                # draw 0 uses the seed itself; the aside chains are scored with seed + 1, so the
+                # further draws take seed + 2, seed + 3, ...
+                _, x, y = chain_examples(r, mode, a.seed if draw == 0 else a.seed + 1 + draw)
                 xs.append(x)
                 ys.append(y)
     x, y = np.concatenate(xs), np.concatenate(ys)
