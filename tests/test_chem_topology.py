@@ -58,6 +58,22 @@ def test_restrict_keeps_only_present_terms():
     assert (pairs[:, 0] < pairs[:, 1]).all() and len(pairs) > len(topo.bonds)
 
 
+def test_bonded_pairs_are_the_atom_pairs_within_k_bonds():
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    lay = build_layout([ResidueSpec("G", "G", "G", "A", 1), ResidueSpec("C", "C", "C", "A", 2),
+                        ResidueSpec("A", "A", "A", "A", 3)])
+    topo = build_topology(lay)
+    n = topo.n_atoms
+    graph = csr_matrix((np.ones(len(topo.bonds)), (topo.bonds[:, 0], topo.bonds[:, 1])), shape=(n, n))
+    hops = shortest_path(graph, directed=False, unweighted=True)
+    for k in (1, 2, 3):
+        i, j = np.nonzero(np.triu(hops <= k, 1))
+        assert np.array_equal(topo.bonded_pairs(k), np.stack([i, j], 1)), k
+    assert len(topo.bonded_pairs(1)) == len({tuple(sorted(b)) for b in topo.bonds.tolist()})
+
+
 def test_crystal_structure_satisfies_topology(rna_dev_dir):
     s = read_structure(rna_dev_dir / "clean" / "rsrnasp_train" / "1EVV_A.pdb")  # tRNA-Phe, 11 modified
     f = featurize(s)

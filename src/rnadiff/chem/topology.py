@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from rnadiff.chem.layout import AtomLayout
 from rnadiff.chem.library import LINK_ANGLES, LINK_BOND_ESD, LINK_BOND_LENGTH, POLYMER_ANGLE_OVERRIDES, get_template
@@ -79,20 +80,22 @@ class Topology:
         return idx, mask, esd
 
     def bonded_pairs(self, max_separation: int = 3) -> np.ndarray:
-        """int64 [n, 2] pairs (i < j) at most `max_separation` bonds apart (for clash exclusion)."""
+        """int64 [n, 2] pairs (i < j) at most `max_separation` bonds apart (for clash exclusion),
+        sorted. Paths of the bond graph as sparse matrix powers: the guidance and the polish both
+        need this per structure, and a Python breadth-first search cost 0.06 s at 159 nt."""
         n = self.n_atoms
-        nbrs: list[set[int]] = [set() for _ in range(n)]
-        for a, b in self.bonds.tolist():
-            nbrs[a].add(b)
-            nbrs[b].add(a)
-        pairs = set()
-        for start in {int(x) for x in self.bonds.ravel()}:
-            frontier, seen = {start}, {start}
-            for _ in range(max_separation):
-                frontier = {y for x in frontier for y in nbrs[x]} - seen
-                seen |= frontier
-            pairs.update((start, j) for j in seen if j > start)
-        return np.array(sorted(pairs), np.int64).reshape(-1, 2)
+        a, b = self.bonds[:, 0], self.bonds[:, 1]
+        ones = np.ones(2 * len(a), np.int64)
+        adjacency = sparse.csr_matrix((ones, (np.r_[a, b], np.r_[b, a])), shape=(n, n))
+        reach, step = adjacency.copy(), adjacency
+        for _ in range(max_separation - 1):
+            step = step @ adjacency
+            step.data[:] = 1  # only whether a path exists matters; keep the counts from growing
+            reach = reach + step
+        upper = sparse.triu(reach, k=1).tocsr()
+        upper.sort_indices()
+        rows = np.repeat(np.arange(n), np.diff(upper.indptr))
+        return np.stack([rows, upper.indices], axis=1).astype(np.int64).reshape(-1, 2)
 
 
 def _template_index_table(layout: AtomLayout) -> np.ndarray:
