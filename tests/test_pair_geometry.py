@@ -33,7 +33,7 @@ def test_every_pair_type_fixes_the_relative_frame_of_the_two_bases():
 
 def test_native_pairs_sit_on_the_template(rna_dev_dir):
     feats, pairs = _hairpin(rna_dev_dir)
-    atoms, target, esd = pair_template_restraints(feats, pairs, np.ones(len(pairs)))
+    atoms, target, esd, _ = pair_template_restraints(feats, pairs, np.ones(len(pairs)))
     assert len(atoms) >= 49 * len(pairs)
     x = feats["coords"].numpy().astype(np.float64)
     z = np.abs(np.linalg.norm(x[atoms[:, 0]] - x[atoms[:, 1]], axis=-1) - target) / esd
@@ -42,13 +42,13 @@ def test_native_pairs_sit_on_the_template(rna_dev_dir):
 
 def test_confidence_loosens_and_non_complementary_pairs_add_nothing(rna_dev_dir):
     feats, pairs = _hairpin(rna_dev_dir)
-    _, _, full = pair_template_restraints(feats, pairs[:1], [1.0])
-    _, _, quarter = pair_template_restraints(feats, pairs[:1], [0.25])
+    full = pair_template_restraints(feats, pairs[:1], [1.0]).esd
+    quarter = pair_template_restraints(feats, pairs[:1], [0.25]).esd
     np.testing.assert_allclose(quarter, 2 * full)
     parents = feats.layout.parents
     i, j = next((a, b) for a in range(len(parents)) for b in range(a + 4, len(parents))
                 if parents[a] == parents[b] == "A")
-    assert len(pair_template_restraints(feats, [(i, j)], [1.0])[0]) == 0
+    assert len(pair_template_restraints(feats, [(i, j)], [1.0]).atoms) == 0
 
 
 def _opened(feats, pairs):
@@ -87,7 +87,7 @@ def test_pair_weight_zero_or_no_prior_adds_no_restraint(rna_dev_dir):
     f = dict(feats.as_dict(), pair_prior=pair_prior(feats.as_dict(), pairs))
     assert len(polish_restraints(f, topology, pair_weight=0.0).distances) == 0
     r = polish_restraints(f, topology, pair_weight=4.0)
-    _, _, esd = pair_template_restraints(feats, pairs, np.ones(len(pairs)))
+    esd = pair_template_restraints(feats, pairs, np.ones(len(pairs))).esd
     np.testing.assert_allclose(r.distance_esds, esd / 2.0)
     assert torch.is_tensor(f["pair_prior"])
 
@@ -168,7 +168,7 @@ def test_a_pseudouridine_is_restrained_on_its_renamed_ring_as_the_annotator_read
     layout = feats.layout
     psu = [t for t, name in enumerate(layout.template_names) if name == "PSU"]
     pair = next(p for p in pair_set(canonical_pairs(layout, feats["coords"].numpy())) if set(p) & set(psu))
-    atoms, _, _ = pair_template_restraints(feats, [pair], [1.0])
+    atoms = pair_template_restraints(feats, [pair], [1.0]).atoms
     side = next(t for t in pair if t in psu)
     names = {layout.atom_names[k] for k in atoms.ravel() if layout.atom_to_token[k] == side}
     assert "O2" in names and "O4" not in names  # U's O4 position is Ψ's O2

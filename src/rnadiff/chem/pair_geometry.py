@@ -10,14 +10,15 @@ Watson–Crick / G·U pairs that `canonical_pairs` annotates in the native train
 rna_dev + rna_extra (`rnadiff.train.split.is_heldout` false); `scripts/measure_pair_geometry.py`
 re-measures them and prints the table below.
 
-`pair_template_restraints(features, pairs, confidence)` -> (atom pairs [m, 2], target [m] Å,
-esd [m] Å) for the pairs of `rnadiff.chem.pairing.prior_pairs`; an esd is the measured spread
+`pair_template_restraints(features, pairs, confidence)` -> `PairTemplate` (atom pairs [m, 2],
+target [m] Å, esd [m] Å, pair of each row [m]) for the pairs of `rnadiff.chem.pairing.prior_pairs`; an esd is the measured spread
 (floored) divided by sqrt(confidence), so a user's secondary structure (confidence 1) is held
 tightest and a doubtful geometric pair loosely.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -221,18 +222,19 @@ def bases_given(features: Mapping[str, torch.Tensor]) -> np.ndarray:
     return out
 
 
+class PairTemplate(NamedTuple):
+    """Distance restraints that build asserted pairs: row k restrains atoms[k] to target[k] ± esd[k]
+    and belongs to pair number pair[k] (an index into the pairs passed in)."""
+    atoms: np.ndarray  # [m, 2] int64
+    target: np.ndarray  # [m] Å
+    esd: np.ndarray  # [m] Å
+    pair: np.ndarray  # [m] int64
+
+
 def pair_template_restraints(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple[int, int]],
-                             confidence: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(atoms [m, 2] int64, target [m] Å, esd [m] Å) restraining each complementary pair (i, j)
-    to the canonical geometry of its type; non-complementary pairs contribute nothing. The pair
-    (index into `pairs`) of each row: `pair_template_groups`."""
-    return pair_template_groups(features, pairs, confidence)[:3]
-
-
-def pair_template_groups(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple[int, int]],
-                         confidence: np.ndarray | Sequence[float]
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`pair_template_restraints` plus the pair number [m] of each row."""
+                             confidence: np.ndarray | Sequence[float]) -> PairTemplate:
+    """The restraints holding each complementary pair (i, j) to the canonical geometry of its
+    type; non-complementary pairs contribute nothing."""
     parents = parent_letters(features)
     wanted = set(RING_ATOMS) | {n for bonds in HBONDS.values() for ab in bonds for n in ab}
     wanted |= {C_GLYCOSIDE_NAMES.get(n, n) for n in wanted}
@@ -257,9 +259,9 @@ def pair_template_groups(features: Mapping[str, torch.Tensor], pairs: Sequence[t
             target.append(mean)
             esd.append(max(sd, SD_FLOOR) * scale)
             group.append(n)
-    return (np.array(atoms, np.int64).reshape(-1, 2), np.array(target, np.float64),
-            np.array(esd, np.float64), np.array(group, np.int64))
+    return PairTemplate(np.array(atoms, np.int64).reshape(-1, 2), np.array(target, np.float64),
+                        np.array(esd, np.float64), np.array(group, np.int64))
 
 
-__all__ = ["BASE_ATOMS", "PAIR_DISTANCES", "RING_ATOMS", "SD_FLOOR", "bases_given", "pair_atom_names",
-           "pair_template_groups", "pair_template_restraints"]
+__all__ = ["BASE_ATOMS", "PAIR_DISTANCES", "RING_ATOMS", "SD_FLOOR", "PairTemplate", "bases_given",
+           "pair_atom_names", "pair_template_restraints"]

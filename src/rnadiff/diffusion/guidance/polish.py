@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rnadiff.chem.pair_geometry import bases_given, pair_template_groups
+from rnadiff.chem.pair_geometry import bases_given, pair_template_restraints
 from rnadiff.chem.pairing import prior_pairs, secondary_structure_given
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
 from rnadiff.diffusion.guidance.terms import radii_from_elements
@@ -40,8 +40,8 @@ def pair_distances(features: Any, weight: float) -> tuple[np.ndarray, ...] | Non
         placed = bases_given(features)
         keep = [k for k, (i, j) in enumerate(pairs) if not (placed[i] or placed[j])]
         pairs, confidence = [pairs[k] for k in keep], np.asarray(confidence)[keep]
-    atoms, target, esd, group = pair_template_groups(features, pairs, confidence)
-    return atoms, target, esd / np.sqrt(weight), group
+    template = pair_template_restraints(features, pairs, confidence)
+    return template.atoms, template.target, template.esd / np.sqrt(weight), template.pair
 
 
 def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 0.0,

@@ -131,9 +131,9 @@ def _pair_hbonds(features: Mapping | None) -> dict[str, np.ndarray]:
     pairs, confidence = prior_pairs(prior)
     atoms, owner = hbond_atom_pairs(features, pairs)
     esd = HBOND_ESD / np.sqrt(np.maximum(confidence[owner], 1e-3)) if len(owner) else np.zeros(0)
-    t_atoms, t_length, t_esd = pair_template_restraints(features, pairs, confidence)
-    return {"pair_hbonds": _i(atoms, 2), "pair_hbond_esd": _f(esd), "pair_template": _i(t_atoms, 2),
-            "pair_template_length": _f(t_length), "pair_template_esd": _f(t_esd)}
+    template = pair_template_restraints(features, pairs, confidence)
+    return {"pair_hbonds": _i(atoms, 2), "pair_hbond_esd": _f(esd), "pair_template": _i(template.atoms, 2),
+            "pair_template_length": _f(template.target), "pair_template_esd": _f(template.esd)}
 
 
 __all__ = ["GuidanceTerms", "build_terms", "radii_from_elements"]
