@@ -173,3 +173,18 @@ def test_n_template_is_backbone_only():
     t = get_template("N")
     assert t.residue_atom_names() == BACKBONE_ATOMS
     assert np.abs(_bond_distances(t) - t.bond_lengths).max() < 0.01
+
+
+def test_shipped_regularized_coordinates_are_current():
+    # regularized_coords.npz spares each process the regularisation; stale after a change to a
+    # CIF, the restraints or the regulariser: re-run scripts/regularize_monomers.py.
+    from rnadiff.chem.library import _unregularized, regularized_coords
+
+    shipped, fresh = regularized_coords(shipped=True), regularized_coords(shipped=False)
+    assert set(shipped) == set(fresh) == {k for n in known_template_names() if n != "N" for k in (n, n + ".names")}
+    for key, value in fresh.items():
+        if key.endswith(".names"):
+            assert tuple(shipped[key]) == tuple(value), key
+        else:
+            np.testing.assert_allclose(shipped[key], value, atol=1e-4, err_msg=key)
+            assert not np.allclose(value, _unregularized(key).ideal_coords, atol=1e-3), key  # it moved something
