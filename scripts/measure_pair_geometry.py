@@ -1,10 +1,11 @@
-"""Re-measure `rnadiff.chem.pair_geometry.PAIR_DISTANCES`: the cross distances of the canonical pairs
-that `rnadiff.metrics.basepairs.canonical_pairs` annotates in the native training chains (held-out
+"""Re-measure `rnadiff.chem.pair_geometry.PAIR_DISTANCES` and `PAIR_OFFSETS`: the cross distances
+and the central H-bond atoms' offsets from the partner's ring plane of the canonical pairs that
+`rnadiff.metrics.basepairs.canonical_pairs` annotates in the native training chains (held-out
 chains excluded by `rnadiff.train.split.is_heldout`, the rule `rnadiff train` uses).
 
     OMP_NUM_THREADS=1 python3 scripts/measure_pair_geometry.py [--data A.tar.gz B.tar.gz]
 
-Prints the table as Python source, to paste over PAIR_DISTANCES.
+Prints the tables as Python source, to paste over PAIR_DISTANCES and PAIR_OFFSETS.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnadiff.chem.pair_geometry import pair_atom_names
+from rnadiff.chem.pair_geometry import OFFSET_PLANE, pair_atom_names, pair_offset_names
 from rnadiff.chem.pairing import C_GLYCOSIDE_NAMES, HBONDS, complementary_type, is_c_glycoside
 from rnadiff.metrics.basepairs import canonical_pairs
 from rnadiff.train.data import load_records
@@ -29,8 +30,21 @@ def _position(layout, coords, present, token: int, name: str):
     return None if k is None or not present[k] else coords[k]
 
 
+def _offset(layout, coords, present, plane_token: int, atom_token: int, atom: str) -> float | None:
+    """Signed distance (Å) of an atom from the plane of OFFSET_PLANE of another base."""
+    a, b, c = (_position(layout, coords, present, plane_token, n) for n in OFFSET_PLANE)
+    p = _position(layout, coords, present, atom_token, atom)
+    if a is None or b is None or c is None or p is None:
+        return None
+    normal = np.cross(b - a, c - a)
+    return float(np.dot(p - a, normal / np.linalg.norm(normal)))
+
+
 def measure(records) -> dict[tuple[str, str], list[tuple[str, str, float, float, int]]]:
+    """{pair type: [(first-base atom, second-base atom, mean, sd, n)]} of the cross distances, and
+    {pair type: [("first" | "second" plane, atom, mean, sd, n)]} of the offsets under key "offsets"."""
     samples: dict[tuple[str, str], dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
+    offsets: dict[tuple[str, str], dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
     seen = set()
     for r in records:
         if is_heldout(r.seq_md5, r.n_token, 0.15, 0.3) or r.seq_md5 in seen:
@@ -47,8 +61,17 @@ def measure(records) -> dict[tuple[str, str], list[tuple[str, str, float, float,
                 xb = _position(layout, coords, present, second, nb)
                 if xa is not None and xb is not None:
                     samples[key][(na, nb)].append(float(np.linalg.norm(xa - xb)))
-    return {key: [(na, nb, float(np.mean(v)), float(np.std(v)), len(v)) for (na, nb), v in d.items()]
-            for key, d in samples.items()}
+            tokens = {"first": (first, second), "second": (second, first)}
+            for plane, atom in pair_offset_names(key):
+                h = _offset(layout, coords, present, *tokens[plane], atom)
+                if h is not None:
+                    offsets[key][(plane, atom)].append(h)
+
+    def stats(table):
+        return {key: [(a, b, float(np.mean(v)), float(np.std(v)), len(v)) for (a, b), v in d.items()]
+                for key, d in table.items()}
+
+    return {**stats(samples), "offsets": stats(offsets)}
 
 
 def main(argv=None) -> int:
@@ -67,6 +90,11 @@ def main(argv=None) -> int:
         for na, nb, mean, sd, _ in rows:
             print(f"        ({na!r}, {nb!r}, {mean:.3f}, {sd:.3f}),")
         print("    ),")
+    print("}")
+    print("PAIR_OFFSETS: dict[tuple[str, str], tuple[tuple[str, str, float, float], ...]] = {")
+    for key in HBONDS:
+        rows = table["offsets"].get(key, [])
+        print(f"    {key!r}: ({', '.join(f'({pl!r}, {atom!r}, {mean:.3f}, {sd:.3f})' for pl, atom, mean, sd, _ in rows)}),")
     print("}")
     return 0
 

@@ -33,22 +33,71 @@ def test_every_pair_type_fixes_the_relative_frame_of_the_two_bases():
 
 def test_native_pairs_sit_on_the_template(rna_dev_dir):
     feats, pairs = _hairpin(rna_dev_dir)
-    atoms, target, esd, _ = pair_template_restraints(feats, pairs, np.ones(len(pairs)))
+    atoms, target, esd = pair_template_restraints(feats, pairs, np.ones(len(pairs)))[:3]
     assert len(atoms) >= 49 * len(pairs)
     x = feats["coords"].numpy().astype(np.float64)
     z = np.abs(np.linalg.norm(x[atoms[:, 0]] - x[atoms[:, 1]], axis=-1) - target) / esd
     assert np.median(z) < 1.0 and np.mean(z < 3.0) > 0.95
 
 
+def test_native_pairs_sit_on_the_plane_offsets(rna_dev_dir):
+    from rnadiff.chem.restraint_energy import TiledRestraints, restraint_energy
+
+    feats, pairs = _hairpin(rna_dev_dir)
+    t = pair_template_restraints(feats, pairs, np.ones(len(pairs)))
+    assert len(t.offsets) == 2 * len(pairs) and set(t.offset_pair.tolist()) == set(range(len(pairs)))
+    x = feats["coords"].numpy().astype(np.float64)
+    z = []
+    for row, target, esd in zip(t.offsets, t.offset_target, t.offset_esd):
+        one = TiledRestraints(n_atoms=len(x), n_samples=1, offsets=row[None], offset_target=np.array([target]),
+                              offset_weight=np.array([1.0]))
+        z.append(np.sqrt(restraint_energy(x, one)[0]) / esd)  # |h - target| / esd
+    assert np.median(z) < 1.0 and np.mean(np.array(z) < 3.0) > 0.95
+
+
+def test_plane_offsets_hold_a_staggered_pair_in_plane(rna_dev_dir):
+    # Distances pin the stagger only to second order: shifted 2 Å along its partner's normal, a
+    # base came back to 0.2-1.1 Å out of the plane with distances alone, to 0.04-0.5 Å with offsets.
+    import dataclasses
+
+    from rnadiff.metrics.basepairs import oriented_normal
+
+    feats, pairs = _hairpin(rna_dev_dir)
+    f = dict(feats.as_dict(), pair_prior=pair_prior(feats.as_dict(), pairs))
+    layout, tok = feats.layout, feats["atom_to_token_idx"].numpy()
+    everything = np.ones(layout.n_atoms, bool)
+    restraints = polish_restraints(f, feats.topology(), pair_weight=1.0)
+    distances_only = dataclasses.replace(restraints, offsets=np.zeros((0, 4), np.int64), offset_targets=np.zeros(0),
+                                         offset_esds=np.zeros(0), offset_groups=None)
+
+    def stagger(x, i, j):  # the annotator's out-of-plane measure: j's central atom on i's normal
+        return abs(float(np.dot(x[layout.atom_index(j, "N3" if layout.parents[j] in "CU" else "N1")]
+                                - x[layout.atom_index(i, "N1" if layout.parents[i] in "AG" else "N3")],
+                                oriented_normal(layout, x, everything, i))))
+
+    with_offsets, without = [], []
+    for i, j in pairs[2:8:2]:
+        purine, other = (i, j) if layout.parents[i] in "AG" else (j, i)
+        x = feats["coords"].numpy().astype(np.float64).copy()
+        x[tok == other] += 2.0 * oriented_normal(layout, x, everything, purine)
+        assert stagger(x, purine, other) > 1.5
+        settings = PolishSettings(max_iter=300, tether=0.6)
+        with_offsets.append(stagger(polish_samples(x[None], restraints, settings)[0], purine, other))
+        without.append(stagger(polish_samples(x[None], distances_only, settings)[0], purine, other))
+    assert max(with_offsets) < 0.6 and np.mean(with_offsets) < 0.7 * np.mean(without)
+
+
 def test_confidence_loosens_and_non_complementary_pairs_add_nothing(rna_dev_dir):
     feats, pairs = _hairpin(rna_dev_dir)
-    full = pair_template_restraints(feats, pairs[:1], [1.0]).esd
-    quarter = pair_template_restraints(feats, pairs[:1], [0.25]).esd
-    np.testing.assert_allclose(quarter, 2 * full)
+    full = pair_template_restraints(feats, pairs[:1], [1.0])
+    quarter = pair_template_restraints(feats, pairs[:1], [0.25])
+    np.testing.assert_allclose(quarter.esd, 2 * full.esd)
+    np.testing.assert_allclose(quarter.offset_esd, 2 * full.offset_esd)
     parents = feats.layout.parents
     i, j = next((a, b) for a in range(len(parents)) for b in range(a + 4, len(parents))
                 if parents[a] == parents[b] == "A")
     assert len(pair_template_restraints(feats, [(i, j)], [1.0]).atoms) == 0
+    assert len(pair_template_restraints(feats, [(i, j)], [1.0]).offsets) == 0
 
 
 def _opened(feats, pairs):
@@ -89,6 +138,7 @@ def test_pair_weight_zero_or_no_prior_adds_no_restraint(rna_dev_dir):
     r = polish_restraints(f, topology, pair_weight=4.0)
     esd = pair_template_restraints(feats, pairs, np.ones(len(pairs))).esd
     np.testing.assert_allclose(r.distance_esds, esd / 2.0)
+    assert len(r.offsets) == 2 * len(pairs) and np.array_equal(np.unique(r.offset_groups), np.unique(r.distance_groups))
     assert torch.is_tensor(f["pair_prior"])
 
 

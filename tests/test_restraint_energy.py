@@ -40,7 +40,7 @@ def test_samples_are_independent_terms_of_one_sum():
     x = rng.normal(0, 2.0, (n * s, 3))
     total, _ = restraint_energy(x, t)
     per = sample_energies(x, t)
-    assert set(per) == {"bonds", "angles", "planes", "chirality", "clashes", "distances"}
+    assert set(per) == {"bonds", "angles", "planes", "chirality", "offsets", "clashes", "distances"}
     per_sample = sum(per.values())
     assert per_sample.shape == (s,) and per_sample.sum() == pytest.approx(total)
     y = x.copy()
@@ -59,3 +59,33 @@ def test_padded_plane_atoms_are_inert():
     far = x.copy()
     far[0] = [-40.0, 3, 7]  # the padding index points at atom 0: moving it changes nothing
     assert restraint_energy(far, t)[0] == pytest.approx(e)
+
+
+def test_offset_term_matches_finite_differences_and_is_rigid_invariant():
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(3)
+    t = TiledRestraints(n_atoms=7, n_samples=2)
+    t.offsets, t.offset_target = t.tile([[0, 1, 2, 3], [4, 5, 6, 1]], 4), t.repeat([0.3, -0.2])
+    t.offset_weight = t.repeat([2.0, 0.5])
+    x = rng.normal(0, 2.0, (14, 3))
+    e, g = restraint_energy(x, t)
+    eps, num = 1e-6, np.zeros_like(x)
+    for i in range(x.shape[0]):
+        for k in range(3):
+            y = x.copy()
+            y[i, k] += eps
+            z = x.copy()
+            z[i, k] -= eps
+            num[i, k] = (restraint_energy(y, t)[0] - restraint_energy(z, t)[0]) / (2 * eps)
+    assert e > 0 and np.allclose(g, num, atol=1e-5)
+    assert np.allclose(g.sum(0), 0.0)  # internal: no net force
+    turned = x @ Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix().T + np.array([4.0, -2, 7])
+    assert restraint_energy(turned, t)[0] == pytest.approx(e)
+    # an atom on the plane at target 0 costs nothing: the plane is that of the three others
+    flat = TiledRestraints(n_atoms=4, n_samples=1, offsets=np.array([[3, 0, 1, 2]]), offset_target=np.zeros(1),
+                           offset_weight=np.ones(1))
+    square = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0.7, 0.4, 0.0]])
+    assert restraint_energy(square, flat)[0] == pytest.approx(0.0)
+    square[3, 2] = 0.5  # 0.5 Å above the plane, on the side of (b − a) × (c − a) = +z
+    assert restraint_energy(square, flat)[0] == pytest.approx(0.25)

@@ -1,19 +1,20 @@
-"""The geometry of a canonical base pair as a set of cross distances, so that a restraint can build
-the pair the base-pair prior asserts (issue 15).
+"""The geometry of a canonical base pair as a set of cross distances and plane offsets, so that a
+restraint can build the pair the base-pair prior asserts (issue 15).
 
 H-bond distances alone leave the two bases free to meet edge-on, stacked or flipped (trans), which
 the annotator (`rnadiff.metrics.basepairs`) rejects. Two rigid bases in a fixed relative frame are
 pinned by the distances between their ring atoms: here C1' and the six-membered ring N1 C2 N3 C4
 C5 C6 of each base (the same names in purines and pyrimidines), 7 x 7 = 49 cross distances, plus
-the pair type's donor–acceptor distances. Their means and spreads were measured on the cis
-Watson–Crick / G·U pairs that `canonical_pairs` annotates in the native training chains of
-rna_dev + rna_extra (`rnadiff.train.split.is_heldout` false); `scripts/measure_pair_geometry.py`
-re-measures them and prints the table below.
+the pair type's donor–acceptor distances; and, since distances pin the bases' stagger only weakly,
+each central H-bond atom's offset from the partner's ring plane (PAIR_OFFSETS). Their means and
+spreads were measured on the cis Watson–Crick / G·U pairs that `canonical_pairs` annotates in the
+native training chains of rna_dev + rna_extra (`rnadiff.train.split.is_heldout` false);
+`scripts/measure_pair_geometry.py` re-measures them and prints the tables below.
 
-`pair_template_restraints(features, pairs, confidence)` -> `PairTemplate` (atom pairs [m, 2],
-target [m] Å, esd [m] Å, pair of each row [m]) for the pairs of `rnadiff.chem.pairing.prior_pairs`; an esd is the measured spread
-(floored) divided by sqrt(confidence), so a user's secondary structure (confidence 1) is held
-tightest and a doubtful geometric pair loosely.
+`pair_template_restraints(features, pairs, confidence)` -> `PairTemplate` (distance rows, offset
+rows, the pair of each row) for the pairs of `rnadiff.chem.pairing.prior_pairs`; an esd is the
+measured spread (floored) divided by sqrt(confidence), so a user's secondary structure
+(confidence 1) is held tightest and a doubtful geometric pair loosely.
 """
 from __future__ import annotations
 
@@ -199,6 +200,27 @@ PAIR_DISTANCES: dict[tuple[str, str], tuple[tuple[str, str, float, float], ...]]
 }
 
 
+# Distances hold two bases' stagger only to second order (an N1–N3 H-bond 1.5 Å out of plane is
+# just 0.35 Å longer), so polished pairs met all 49 distances yet sat up to 1.8 Å staggered, which
+# the annotator rejects (out of plane > 1.5 Å). So each base's central H-bond atom is also held
+# at its measured signed offset from the partner's ring plane: the plane through N1, N3 and C5,
+# oriented by (N3 − N1) × (C5 − N1), the annotator's own normal. (first or second base's plane,
+# atom of the other base, mean Å, sd Å), generated with PAIR_DISTANCES (same script, same chains).
+OFFSET_PLANE = ("N1", "N3", "C5")
+PAIR_OFFSETS: dict[tuple[str, str], tuple[tuple[str, str, float, float], ...]] = {
+    ('G', 'C'): (('first', 'N3', 0.069, 0.337), ('second', 'N1', 0.220, 0.421)),
+    ('A', 'U'): (('first', 'N3', 0.019, 0.335), ('second', 'N1', 0.072, 0.366)),
+    ('G', 'U'): (('first', 'O2', -0.223, 0.294), ('second', 'N1', 0.287, 0.391)),
+}
+
+
+def pair_offset_names(key: tuple[str, str]) -> list[tuple[str, str]]:
+    """(whose plane: "first" | "second", atom of the other base) of a pair type's offset
+    restraints: each base's atom of the central H-bond, on the partner's plane."""
+    central_first, central_second = HBONDS[key][0]
+    return [("first", central_second), ("second", central_first)]
+
+
 def pair_atom_names(key: tuple[str, str]) -> list[tuple[str, str]]:
     """The (first-base atom, second-base atom) names restrained for a pair type: every ring/C1'
     cross pair, then the pair's H-bonds not already among them."""
@@ -223,12 +245,22 @@ def bases_given(features: Mapping[str, torch.Tensor]) -> np.ndarray:
 
 
 class PairTemplate(NamedTuple):
-    """Distance restraints that build asserted pairs: row k restrains atoms[k] to target[k] ± esd[k]
-    and belongs to pair number pair[k] (an index into the pairs passed in)."""
+    """Restraints that build asserted pairs. Distances: row k holds atoms[k] at target[k] ± esd[k]
+    Å. Offsets: row k holds atom offsets[k, 0] at offset_target[k] ± offset_esd[k] Å from the
+    plane through offsets[k, 1:] (`rnadiff.chem.restraint_energy`'s offset term). pair /
+    offset_pair: the pair (an index into the pairs passed in) each row builds."""
     atoms: np.ndarray  # [m, 2] int64
     target: np.ndarray  # [m] Å
     esd: np.ndarray  # [m] Å
     pair: np.ndarray  # [m] int64
+    offsets: np.ndarray  # [q, 4] int64 (atom, plane atoms of OFFSET_PLANE)
+    offset_target: np.ndarray  # [q] Å
+    offset_esd: np.ndarray  # [q] Å
+    offset_pair: np.ndarray  # [q] int64
+
+    def scaled(self, factor: float) -> "PairTemplate":
+        """The same restraints with every esd multiplied by factor."""
+        return self._replace(esd=self.esd * factor, offset_esd=self.offset_esd * factor)
 
 
 def pair_template_restraints(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple[int, int]],
@@ -240,28 +272,35 @@ def pair_template_restraints(features: Mapping[str, torch.Tensor], pairs: Sequen
     wanted |= {C_GLYCOSIDE_NAMES.get(n, n) for n in wanted}
     index = token_atom_index(features, wanted)
     c_gly = c_glycoside_tokens(features, index)
+
+    def atom(token: int, name: str) -> int | None:
+        return index.get((token, C_GLYCOSIDE_NAMES.get(name, name) if c_gly[token] else name))
+
     confidence = np.asarray(confidence, np.float64)
-    atoms, target, esd, group = [], [], [], []
+    dist: list[tuple] = []  # (atom, atom, target, esd, pair)
+    offs: list[tuple] = []  # (atom, a, b, c, target, esd, pair)
     for n, (a, b) in enumerate(pairs):
         comp = complementary_type(parents[a], parents[b])
         if comp is None or comp[0] not in PAIR_DISTANCES:
             continue
         key, swapped = comp
-        first, second = (b, a) if swapped else (a, b)
+        tokens = {"first": (b, a), "second": (a, b)} if swapped else {"first": (a, b), "second": (b, a)}
+        first, second = tokens["first"]
         scale = 1.0 / np.sqrt(max(float(confidence[n]), MIN_CONFIDENCE))
         for na, nb, mean, sd in PAIR_DISTANCES[key]:
-            na = C_GLYCOSIDE_NAMES.get(na, na) if c_gly[first] else na
-            nb = C_GLYCOSIDE_NAMES.get(nb, nb) if c_gly[second] else nb
-            ia, ib = index.get((first, na)), index.get((second, nb))
-            if ia is None or ib is None:
-                continue
-            atoms.append((ia, ib))
-            target.append(mean)
-            esd.append(max(sd, SD_FLOOR) * scale)
-            group.append(n)
-    return PairTemplate(np.array(atoms, np.int64).reshape(-1, 2), np.array(target, np.float64),
-                        np.array(esd, np.float64), np.array(group, np.int64))
+            ia, ib = atom(first, na), atom(second, nb)
+            if ia is not None and ib is not None:
+                dist.append((ia, ib, mean, max(sd, SD_FLOOR) * scale, n))
+        for plane, name, mean, sd in PAIR_OFFSETS[key]:
+            own, other = tokens[plane]
+            rows = (atom(other, name), *(atom(own, p) for p in OFFSET_PLANE))
+            if None not in rows:
+                offs.append((*rows, mean, max(sd, SD_FLOOR) * scale, n))
+    d = np.array(dist, np.float64).reshape(-1, 5)
+    o = np.array(offs, np.float64).reshape(-1, 7)
+    return PairTemplate(d[:, :2].astype(np.int64), d[:, 2], d[:, 3], d[:, 4].astype(np.int64),
+                        o[:, :4].astype(np.int64), o[:, 4], o[:, 5], o[:, 6].astype(np.int64))
 
 
-__all__ = ["BASE_ATOMS", "PAIR_DISTANCES", "RING_ATOMS", "SD_FLOOR", "PairTemplate", "bases_given",
-           "pair_atom_names", "pair_template_restraints"]
+__all__ = ["BASE_ATOMS", "OFFSET_PLANE", "PAIR_DISTANCES", "PAIR_OFFSETS", "RING_ATOMS", "SD_FLOOR", "PairTemplate",
+           "bases_given", "pair_atom_names", "pair_offset_names", "pair_template_restraints"]

@@ -50,7 +50,9 @@ class PolishRestraints:
     distance_targets/distance_esds [md] (Å) are extra harmonic distance restraints (the canonical
     geometry of asserted base pairs, `rnadiff.chem.pair_geometry`), distance_groups [md] the
     group (pair) of each and atom_residue [n] each atom's residue (which groups yield to a clash
-    left in a residue; without them every group does). Empty arrays switch a term off."""
+    left in a residue; without them every group does); offsets [mo, 4] with offset_targets /
+    offset_esds / offset_groups likewise hold an atom at a signed distance from the plane of
+    three others (the stagger of an asserted pair). Empty arrays switch a term off."""
 
     n_atoms: int
     bonds: np.ndarray
@@ -70,23 +72,31 @@ class PolishRestraints:
     distance_targets: np.ndarray = field(default_factory=lambda: np.zeros(0))
     distance_esds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     distance_groups: np.ndarray | None = None
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    offset_targets: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offset_esds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offset_groups: np.ndarray | None = None
     atom_residue: np.ndarray | None = None
 
     @classmethod
     def from_topology(cls, topology, radius: np.ndarray | None = None, polar: np.ndarray | None = None,
                       distances: tuple[np.ndarray, ...] | None = None,
-                      atom_residue: np.ndarray | None = None) -> "PolishRestraints":
+                      atom_residue: np.ndarray | None = None,
+                      offsets: tuple[np.ndarray, ...] | None = None) -> "PolishRestraints":
         """From `rnadiff.chem.topology.Topology`; clashes only when radius (and polar) are given;
-        distances = (atom pairs, targets, esds[, groups]) adds distance restraints."""
+        distances = (atom pairs, targets, esds[, groups]) adds distance restraints, offsets =
+        (rows [m, 4], targets, esds[, groups]) plane-offset restraints (groups numbered alike)."""
         t = topology
         exclude = t.bonded_pairs(3) if radius is not None else np.zeros((0, 2), np.int64)
         extra = {}
-        if distances is not None:
-            extra = {"distances": np.asarray(distances[0], np.int64).reshape(-1, 2),
-                     "distance_targets": np.asarray(distances[1], np.float64),
-                     "distance_esds": np.asarray(distances[2], np.float64),
-                     "distance_groups": None if len(distances) < 4 else np.asarray(distances[3], np.int64),
-                     "atom_residue": None if atom_residue is None else np.asarray(atom_residue, np.int64)}
+        if atom_residue is not None:
+            extra["atom_residue"] = np.asarray(atom_residue, np.int64)
+        for name, rows, width in (("distance", distances, 2), ("offset", offsets, 4)):
+            if rows is not None:
+                extra.update({f"{name}s": np.asarray(rows[0], np.int64).reshape(-1, width),
+                              f"{name}_targets": np.asarray(rows[1], np.float64),
+                              f"{name}_esds": np.asarray(rows[2], np.float64),
+                              f"{name}_groups": None if len(rows) < 4 else np.asarray(rows[3], np.int64)})
         return cls(n_atoms=t.n_atoms, bonds=t.bonds, bond_lengths=t.bond_lengths, bond_esds=t.bond_esds,
                    angles=t.angles, angle_values=t.angle_values, angle_esds=t.angle_esds, planes=t.planes,
                    plane_esds=t.plane_esds, chirals=t.chirals, chiral_signs=t.chiral_signs, radius=radius,

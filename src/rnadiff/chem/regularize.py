@@ -57,6 +57,8 @@ def tile_polish(r: PolishRestraints, n_samples: int, s: PolishSettings) -> Tiled
     t.bond_weight = t.repeat(1.0 / np.asarray(r.bond_esds, np.float64) ** 2)
     t.distances, t.distance_target = t.tile(r.distances, 2), t.repeat(r.distance_targets)
     t.distance_weight = t.repeat(1.0 / np.asarray(r.distance_esds, np.float64) ** 2)
+    t.offsets, t.offset_target = t.tile(r.offsets, 4), t.repeat(r.offset_targets)
+    t.offset_weight = t.repeat(1.0 / np.asarray(r.offset_esds, np.float64) ** 2)
     t.angles, t.angle_target = t.tile(r.angles, 3), t.repeat(np.deg2rad(r.angle_values))
     t.angle_weight = t.repeat(1.0 / np.deg2rad(np.asarray(r.angle_esds, np.float64)) ** 2)
     k = max((len(p) for p in r.planes), default=0)
@@ -75,30 +77,35 @@ def tile_polish(r: PolishRestraints, n_samples: int, s: PolishSettings) -> Tiled
 @dataclass
 class _PolishSystem:
     """The tiled restraints plus what only the polish needs: the tether and, for the pairs that
-    yield to clashes, each distance row's group and each atom's residue (tiled keys)."""
+    yield to clashes, each distance and offset row's group and each atom's residue (tiled keys)."""
 
     tiled: TiledRestraints
     tether_weight: float
     group: np.ndarray
+    offset_group: np.ndarray
     residue: np.ndarray
 
     @classmethod
     def build(cls, r: PolishRestraints, n_samples: int, s: PolishSettings) -> "_PolishSystem":
         t = tile_polish(r, n_samples, s)
         groups = np.zeros(len(r.distances), np.int64) if r.distance_groups is None else r.distance_groups
-        n_groups = int(groups.max()) + 1 if len(groups) else 1
-        group = (groups[None] + (np.arange(n_samples) * n_groups)[:, None]).reshape(-1)
+        offset_groups = np.zeros(len(r.offsets), np.int64) if r.offset_groups is None else r.offset_groups
+        n_groups = int(max(groups.max(initial=0), offset_groups.max(initial=0))) + 1
+        offset = (np.arange(n_samples) * n_groups)[:, None]
+        group = (groups[None] + offset).reshape(-1)
+        offset_group = (offset_groups[None] + offset).reshape(-1)
         residue = np.zeros(r.n_atoms, np.int64) if r.atom_residue is None else np.asarray(r.atom_residue, np.int64)
         n_res = int(residue.max()) + 1 if r.n_atoms else 1
         residue = (residue[None] + (np.arange(n_samples) * n_res)[:, None]).reshape(-1)
-        return cls(t, 1.0 / s.tether**2, group, residue)
+        return cls(t, 1.0 / s.tether**2, group, offset_group, residue)
 
     def subset(self, samples: np.ndarray, r: PolishRestraints, s: PolishSettings) -> "_PolishSystem":
-        """The system of the chosen samples (bool [S]) alone, their distance weights as they stand
-        (some may have yielded to clashes); clash pairs are left for the caller to fill in."""
+        """The system of the chosen samples (bool [S]) alone, their distance and offset weights as
+        they stand (some may have yielded to clashes); clash pairs are left for the caller to fill in."""
         sub = _PolishSystem.build(r, int(samples.sum()), s)
-        weights = self.tiled.distance_weight.reshape(self.tiled.n_samples, -1)[samples]
-        sub.tiled.distance_weight = weights.reshape(-1)
+        n = self.tiled.n_samples
+        sub.tiled.distance_weight = self.tiled.distance_weight.reshape(n, -1)[samples].reshape(-1)
+        sub.tiled.offset_weight = self.tiled.offset_weight.reshape(n, -1)[samples].reshape(-1)
         return sub
 
 
@@ -198,15 +205,19 @@ def _samples_with_counted_clashes(x: np.ndarray, t: TiledRestraints, s: PolishSe
 
 
 def _yield_to_clashes(x: np.ndarray, system: _PolishSystem, s: PolishSettings) -> None:
-    """Scale by distance_decay the weights of the restraint groups touching a residue that holds
-    a counted clash."""
+    """Scale by distance_decay the weights of the restraint groups (distance and offset rows)
+    touching a residue that holds a counted clash."""
     t = system.tiled
-    if not len(t.distances) or s.distance_decay == 1:
+    if not (len(t.distances) or len(t.offsets)) or s.distance_decay == 1:
         return
     clashing = np.unique(system.residue[t.clash_pairs[_counted_mask(x, t, s)].ravel()])
-    touched = np.isin(system.residue[t.distances], clashing).any(1)
-    weak = np.isin(system.group, np.unique(system.group[touched]))
-    t.distance_weight = np.where(weak, t.distance_weight * s.distance_decay, t.distance_weight)
+    touched = np.concatenate([system.group[np.isin(system.residue[t.distances], clashing).any(1)],
+                              system.offset_group[np.isin(system.residue[t.offsets], clashing).any(1)]])
+    weak = np.unique(touched)
+    t.distance_weight = np.where(np.isin(system.group, weak), t.distance_weight * s.distance_decay,
+                                 t.distance_weight)
+    t.offset_weight = np.where(np.isin(system.offset_group, weak), t.offset_weight * s.distance_decay,
+                               t.offset_weight)
 
 
 def regularize_coords(

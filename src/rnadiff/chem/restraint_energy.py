@@ -10,6 +10,9 @@ of one sum). Every term is a flat-bottom square: the excess r of a deviation bey
     angles             r = |θ − θ0| − width          (triples [m, 3], vertex in the middle, radians)
     planes             r = |h| − width               (h: an atom's distance to its group's best plane)
     chirality          r = relu(v_min − sign·V)      (V the signed volume, Å³)
+    offsets            r = |h − h0| − width          (h: an atom's signed distance from the plane
+                                                      through three others, rows [m, 4] (atom, a, b, c),
+                                                      normal (b − a) × (c − a))
     clashes            r = relu(limit − d)           (neighbour-list pairs, limit = r_i + r_j − allowances)
 
 The polish weights by 1/esd² with no flat bottom; the guidance weights in Å² with the flat bottoms
@@ -61,6 +64,10 @@ class TiledRestraints:
     chiral_sign: np.ndarray = field(default_factory=lambda: _empty(0))
     chiral_min: float = 0.0
     chiral_weight: float = 0.0
+    offsets: np.ndarray = field(default_factory=lambda: _empty(4))
+    offset_target: np.ndarray = field(default_factory=lambda: _empty(0))
+    offset_weight: np.ndarray = field(default_factory=lambda: _empty(0))
+    offset_width: np.ndarray | None = None
     clash_pairs: np.ndarray = field(default_factory=lambda: _empty(2))
     clash_limit: np.ndarray = field(default_factory=lambda: _empty(0))
     clash_weight: float = 0.0
@@ -205,6 +212,25 @@ def _chirality_terms(x, t: TiledRestraints, acc: _Accumulator) -> float:
     return acc.energy(t.chirals[:, 0], t.chiral_weight * short * short)
 
 
+def _offset_terms(x, t: TiledRestraints, acc: _Accumulator) -> float:
+    if not len(t.offsets):
+        return 0.0
+    p, a, b, c = (x[t.offsets[:, k]] for k in range(4))
+    u, v, w = b - a, c - a, p - a
+    normal = _cross(u, v)
+    inv = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", normal, normal)), 1e-9)
+    unit = normal * inv[:, None]
+    h = np.einsum("ij,ij->i", w, unit)
+    r = _excess(h - t.offset_target, t.offset_width)
+    # dh/dp = n̂; through the normal N = u × v: dh/dN = (w − h·n̂)/|N| =: q, so dh/du = v × q and
+    # dh/dv = q × u; a takes minus the sum (h is unchanged when all four atoms move together)
+    coef = (2 * t.offset_weight * r)[:, None]
+    q = (w - h[:, None] * unit) * inv[:, None]
+    gp, gb, gc = coef * unit, coef * _cross(v, q), coef * _cross(q, u)
+    acc.add(t.scatter("offsets", t.offsets), gp, -(gp + gb + gc), gb, gc)
+    return acc.energy(t.offsets[:, 0], t.offset_weight * r * r)
+
+
 def _clash_terms(x, t: TiledRestraints, acc: _Accumulator) -> float:
     if not len(t.clash_pairs) or t.clash_weight == 0:
         return 0.0
@@ -223,6 +249,7 @@ TERMS = {
     "angles": _angle_terms,
     "planes": _plane_terms,
     "chirality": _chirality_terms,
+    "offsets": _offset_terms,
     "clashes": _clash_terms,
     "distances": lambda x, t, acc: _distance_terms(x, t, "distances", t.distances, t.distance_target,
                                                    t.distance_weight, t.distance_width, acc),

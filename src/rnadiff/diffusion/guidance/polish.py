@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from rnadiff.chem.pair_geometry import bases_given, pair_template_restraints
+from rnadiff.chem.pair_geometry import PairTemplate, bases_given, pair_template_restraints
 from rnadiff.chem.pairing import prior_pairs, secondary_structure_given
 from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
 from rnadiff.diffusion.guidance.terms import radii_from_elements
 
 
-def pair_distances(features: Any, weight: float) -> tuple[np.ndarray, ...] | None:
-    """The asserted pairs' template distances (atoms, targets, esds / sqrt(weight), pair of
-    each), or None without a prior or with weight 0."""
+def pair_template(features: Any, weight: float) -> PairTemplate | None:
+    """The asserted pairs' template restraints, esds / sqrt(weight), or None without a prior or
+    with weight 0."""
     if weight <= 0 or "pair_prior" not in features:
         return None
     prior = features["pair_prior"]
@@ -40,8 +40,7 @@ def pair_distances(features: Any, weight: float) -> tuple[np.ndarray, ...] | Non
         placed = bases_given(features)
         keep = [k for k, (i, j) in enumerate(pairs) if not (placed[i] or placed[j])]
         pairs, confidence = [pairs[k] for k in keep], np.asarray(confidence)[keep]
-    template = pair_template_restraints(features, pairs, confidence)
-    return template.atoms, template.target, template.esd / np.sqrt(weight), template.pair
+    return pair_template_restraints(features, pairs, confidence).scaled(1.0 / np.sqrt(weight))
 
 
 def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 0.0,
@@ -51,15 +50,18 @@ def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 
     `pair_weight` > 0 adds the base-pair template restraints (see the module docstring)."""
     if topology is None:
         topology = features.topology()
-    distances = pair_distances(features, pair_weight)
-    # residues let a pair whose partner is stuck in a clash yield to it (PolishSettings.distance_decay)
-    residue = None if distances is None else features["atom_to_token_idx"].detach().cpu().numpy()
+    template = pair_template(features, pair_weight)
+    pairs = {}
+    if template is not None:
+        pairs = {"distances": (template.atoms, template.target, template.esd, template.pair),
+                 "offsets": (template.offsets, template.offset_target, template.offset_esd, template.offset_pair),
+                 # residues let a pair whose partner is stuck in a clash yield to it (distance_decay)
+                 "atom_residue": features["atom_to_token_idx"].detach().cpu().numpy()}
     if not clashes:
-        return PolishRestraints.from_topology(topology, distances=distances, atom_residue=residue)
+        return PolishRestraints.from_topology(topology, **pairs)
     n = topology.n_atoms
     radius, polar = radii_from_elements(features["ref_element"].reshape(n, -1))
-    return PolishRestraints.from_topology(topology, radius, polar,
-                                          distances=distances, atom_residue=residue)
+    return PolishRestraints.from_topology(topology, radius, polar, **pairs)
 
 
 def polish_features_samples(coords: np.ndarray, features: Any, settings: PolishSettings = PolishSettings(),
@@ -68,4 +70,4 @@ def polish_features_samples(coords: np.ndarray, features: Any, settings: PolishS
     return polish_samples(coords, polish_restraints(features), settings, fixed=fixed)
 
 
-__all__ = ["pair_distances", "polish_features_samples", "polish_restraints"]
+__all__ = ["pair_template", "polish_features_samples", "polish_restraints"]
