@@ -9,7 +9,8 @@ suits all of them:
 - clash:           Σ relu(r_i + r_j − tol − allowance_ij − d)² over neighbour-list pairs (> 3 bonds
                    apart), allowance 0.4 Å between two N/O atoms (a hydrogen bond, as the metric)
 - base_pair:       Σ relu(|d − 2.95 Å| − tol·esd)² over the asserted pairs' H-bonds
-- pair_template:   the same over their canonical cross distances
+- pair_template:   the same over their canonical cross distances, plus Σ relu(|h − h0| − tol·esd)²
+                   over each central H-bond atom's offset h from its partner's ring plane
 - given:           Σ relu(|x_i − y_i| − tol)², y the input's given atoms Kabsch-aligned onto x
                    (no gradient through the alignment): a tether in the sample's own frame.
 
@@ -63,6 +64,9 @@ class GuidanceRows:
             ("base_pair", terms.pair_hbonds, HBOND_LENGTH, terms.pair_hbond_esd),
             ("pair_template", terms.pair_template, terms.pair_template_length, terms.pair_template_esd)),
             schedules, active)
+        if "pair_template" in active and len(terms.pair_offsets):
+            t.offsets, t.offset_target = t.tile(terms.pair_offsets, 4), t.repeat(terms.pair_offset_target)
+            t.offset_width = t.repeat(schedules["pair_template"].tolerance * terms.pair_offset_esd)
         if "angle" in active and len(terms.angles):
             t.angles, t.angle_target = t.tile(terms.angles, 3), t.repeat(terms.angle_value)
             t.angle_width = t.repeat(schedules["angle"].tolerance * terms.angle_esd)
@@ -84,6 +88,7 @@ class GuidanceRows:
         per_kind = lambda kinds: np.array([factors.get(k, 0.0) for k in kinds])  # noqa: E731
         t.bond_weight = per_kind(self.bond_kinds)[self._bond_kind]
         t.distance_weight = per_kind(self.distance_kinds)[self._distance_kind]
+        t.offset_weight = np.full(len(t.offsets), factors.get("pair_template", 0.0))
         t.angle_weight = np.full(len(t.angles), factors.get("angle", 0.0) * ANGLE_LEVER**2)
         t.plane_weight = factors.get("planarity", 0.0) * self._plane_mask
         t.chiral_weight = factors.get("chirality", 0.0)

@@ -35,7 +35,9 @@ class GuidanceTerms:
     pair_hbonds [nh, 2] donor–acceptor atoms of the pairs the base-pair prior asserts, with
     pair_hbond_esd [nh] (Å, wider for less confident pairs);
     pair_template [nt, 2] cross-distance atom pairs of the same pairs' canonical geometry
-    (`rnadiff.chem.pair_geometry`), with pair_template_length / pair_template_esd [nt] (Å).
+    (`rnadiff.chem.pair_geometry`), with pair_template_length / pair_template_esd [nt] (Å), and
+    pair_offsets [no, 4] (atom, plane atoms) holding each central H-bond atom at
+    pair_offset_target ± pair_offset_esd [no] (Å) from its partner's ring plane.
     """
 
     n_atoms: int
@@ -64,6 +66,9 @@ class GuidanceTerms:
     pair_template: np.ndarray
     pair_template_length: np.ndarray
     pair_template_esd: np.ndarray
+    pair_offsets: np.ndarray
+    pair_offset_target: np.ndarray
+    pair_offset_esd: np.ndarray
 
 
 def _numpy(v) -> np.ndarray:
@@ -124,7 +129,8 @@ def _pair_hbonds(features: Mapping | None) -> dict[str, np.ndarray]:
     if features is None:
         empty = np.zeros((0, 2), np.int64), np.zeros(0)
         return {"pair_hbonds": empty[0], "pair_hbond_esd": empty[1], "pair_template": empty[0],
-                "pair_template_length": empty[1], "pair_template_esd": empty[1]}
+                "pair_template_length": empty[1], "pair_template_esd": empty[1],
+                "pair_offsets": np.zeros((0, 4), np.int64), "pair_offset_target": empty[1], "pair_offset_esd": empty[1]}
     prior = features.get("pair_prior")
     if prior is None:
         prior = pair_prior(features)
@@ -133,7 +139,9 @@ def _pair_hbonds(features: Mapping | None) -> dict[str, np.ndarray]:
     esd = HBOND_ESD / np.sqrt(np.maximum(confidence[owner], 1e-3)) if len(owner) else np.zeros(0)
     template = pair_template_restraints(features, pairs, confidence)
     return {"pair_hbonds": _i(atoms, 2), "pair_hbond_esd": _f(esd), "pair_template": _i(template.atoms, 2),
-            "pair_template_length": _f(template.target), "pair_template_esd": _f(template.esd)}
+            "pair_template_length": _f(template.target), "pair_template_esd": _f(template.esd),
+            "pair_offsets": _i(template.offsets, 4), "pair_offset_target": _f(template.offset_target),
+            "pair_offset_esd": _f(template.offset_esd)}
 
 
 __all__ = ["GuidanceTerms", "build_terms", "radii_from_elements"]
