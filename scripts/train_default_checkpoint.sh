@@ -19,9 +19,10 @@
 # 7.57 -> 7.08, still falling). Stage 5 (session 6): MAX_STEPS=30000, resumed from step 20,319 and
 # stopped at ~27,080 for the session's end; the base-pair classifier was retrained at ~22,400
 # (python -m rnadiff.train.pair_classifier ... --draws 5 --epochs 20), so from there the prior the
-# model reads is the new one (val loss 7.08 -> 6.82). To go on: MAX_STEPS=35000
-# scripts/train_default_checkpoint.sh (it resumes runs/default, or starts from the committed
-# weights where runs/ is absent).
+# model reads is the new one (val loss 7.08 -> 6.82). Stage 6 (session 7): MAX_STEPS=40000, resumed
+# from step ~27,800 and stopped at ~33,950 for the session's end (val loss 6.82 -> 6.63 at 33,600,
+# still falling ~0.01 per 500 steps). To go on: MAX_STEPS=45000 scripts/train_default_checkpoint.sh
+# (it resumes runs/default, or starts from the committed weights where runs/ is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
