@@ -91,9 +91,9 @@ class _PolishSystem:
         groups = np.zeros(len(r.distances), np.int64) if r.distance_groups is None else r.distance_groups
         offset_groups = np.zeros(len(r.offsets), np.int64) if r.offset_groups is None else r.offset_groups
         n_groups = int(max(groups.max(initial=0), offset_groups.max(initial=0))) + 1
-        offset = (np.arange(n_samples) * n_groups)[:, None]
-        group = (groups[None] + offset).reshape(-1)
-        offset_group = (offset_groups[None] + offset).reshape(-1)
+        per_sample = (np.arange(n_samples) * n_groups)[:, None]  # each sample's groups numbered apart
+        group = (groups[None] + per_sample).reshape(-1)
+        offset_group = (offset_groups[None] + per_sample).reshape(-1)
         residue = np.zeros(r.n_atoms, np.int64) if r.atom_residue is None else np.asarray(r.atom_residue, np.int64)
         n_res = int(residue.max()) + 1 if r.n_atoms else 1
         residue = (residue[None] + (np.arange(n_samples) * n_res)[:, None]).reshape(-1)
