@@ -205,8 +205,9 @@ def test_inferred_pairs_with_a_given_base_atom_are_left_to_the_model_but_user_pa
     for i, j in pairs:
         inferred[i, j, :2] = inferred[j, i, :2] = 1.0
     f["pair_prior"] = torch.from_numpy(inferred)
-    # all atoms given: every base is placed by the input, nothing to restrain
-    assert len(polish_restraints(f, topology, pair_weight=1.0).distances) == 0
+    # all atoms given: every base is placed by the input; only the plane offsets are restrained
+    placed = polish_restraints(f, topology, pair_weight=1.0)
+    assert len(placed.distances) == 0 and len(placed.offsets) == 2 * len(pairs)
     only_p = f["atom_present_mask"] * torch.tensor([n == "P" for n in feats.layout.atom_names]).float()
     assert len(polish_restraints(dict(f, atom_present_mask=only_p), topology, pair_weight=1.0).distances) >= 49 * len(pairs)
     f["pair_prior"] = pair_prior(feats.as_dict(), pairs)  # the same pairs as a user's secondary structure
