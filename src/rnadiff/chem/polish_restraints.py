@@ -3,10 +3,14 @@ structure (bonds, angles, planes, chirality, clash radii, extra distance restrai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rnadiff.chem.contacts import CLASH_OVERLAP
+
+if TYPE_CHECKING:  # annotation only: pair_geometry imports the library, which imports the polish
+    from rnadiff.chem.pair_geometry import PairTemplate
 
 
 @dataclass(frozen=True)
@@ -80,23 +84,20 @@ class PolishRestraints:
 
     @classmethod
     def from_topology(cls, topology, radius: np.ndarray | None = None, polar: np.ndarray | None = None,
-                      distances: tuple[np.ndarray, ...] | None = None,
-                      atom_residue: np.ndarray | None = None,
-                      offsets: tuple[np.ndarray, ...] | None = None) -> "PolishRestraints":
+                      pairs: PairTemplate | None = None,
+                      atom_residue: np.ndarray | None = None) -> "PolishRestraints":
         """From `rnadiff.chem.topology.Topology`; clashes only when radius (and polar) are given;
-        distances = (atom pairs, targets, esds[, groups]) adds distance restraints, offsets =
-        (rows [m, 4], targets, esds[, groups]) plane-offset restraints (groups numbered alike)."""
+        `pairs` adds a pair template's distance and offset restraints, grouped by pair, and
+        atom_residue [n] lets a group yield to a clash left in its residue."""
         t = topology
         exclude = t.bonded_pairs(3) if radius is not None else np.zeros((0, 2), np.int64)
         extra = {}
         if atom_residue is not None:
             extra["atom_residue"] = np.asarray(atom_residue, np.int64)
-        for name, rows, width in (("distance", distances, 2), ("offset", offsets, 4)):
-            if rows is not None:
-                extra.update({f"{name}s": np.asarray(rows[0], np.int64).reshape(-1, width),
-                              f"{name}_targets": np.asarray(rows[1], np.float64),
-                              f"{name}_esds": np.asarray(rows[2], np.float64),
-                              f"{name}_groups": None if len(rows) < 4 else np.asarray(rows[3], np.int64)})
+        if pairs is not None:
+            extra.update(distances=pairs.atoms, distance_targets=pairs.target, distance_esds=pairs.esd,
+                         distance_groups=pairs.pair, offsets=pairs.offsets, offset_targets=pairs.offset_target,
+                         offset_esds=pairs.offset_esd, offset_groups=pairs.offset_pair)
         return cls(n_atoms=t.n_atoms, bonds=t.bonds, bond_lengths=t.bond_lengths, bond_esds=t.bond_esds,
                    angles=t.angles, angle_values=t.angle_values, angle_esds=t.angle_esds, planes=t.planes,
                    plane_esds=t.plane_esds, chirals=t.chirals, chiral_signs=t.chiral_signs, radius=radius,

@@ -56,17 +56,13 @@ def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 
     if topology is None:
         topology = features.topology()
     template = pair_template(features, pair_weight)
-    pairs = {}
-    if template is not None:
-        pairs = {"distances": (template.atoms, template.target, template.esd, template.pair),
-                 "offsets": (template.offsets, template.offset_target, template.offset_esd, template.offset_pair),
-                 # residues let a pair whose partner is stuck in a clash yield to it (distance_decay)
-                 "atom_residue": features["atom_to_token_idx"].detach().cpu().numpy()}
+    # residues let a pair whose partner is stuck in a clash yield to it (distance_decay)
+    residue = None if template is None else features["atom_to_token_idx"].detach().cpu().numpy()
     if not clashes:
-        return PolishRestraints.from_topology(topology, **pairs)
+        return PolishRestraints.from_topology(topology, pairs=template, atom_residue=residue)
     n = topology.n_atoms
     radius, polar = radii_from_elements(features["ref_element"].reshape(n, -1))
-    return PolishRestraints.from_topology(topology, radius, polar, **pairs)
+    return PolishRestraints.from_topology(topology, radius, polar, pairs=template, atom_residue=residue)
 
 
 def polish_features_samples(coords: np.ndarray, features: Any, settings: PolishSettings = PolishSettings(),
