@@ -170,7 +170,7 @@ def test_pair_template_guidance_term_builds_an_opened_pair_and_is_off_by_default
     cfg = GuidanceConfig.from_mapping({"enabled": True, "n_steps": 100, "max_displacement": 3.0,
                                        "potentials": {"pair_template": {"weight": 1.0}}})
     g = RNAGuidance.from_features(f, cfg, topology=feats.topology())
-    assert g.terms.pair_template.shape[0] >= 49 * len(pairs) and len(g.terms.pair_offsets) == 2 * len(pairs)
+    assert len(g.terms.pair_template.atoms) >= 49 * len(pairs) and len(g.terms.pair_template.offsets) == 2 * len(pairs)
     xt = torch.from_numpy(x).float()[None]
     native = g.energies(feats["coords"].float()[None])["pair_template"].item()
     # native offsets spread as wide as their esd (a third lie outside a 1-esd flat bottom)

@@ -62,11 +62,12 @@ class GuidanceRows:
             ("link", terms.links, terms.link_length, terms.link_esd)), schedules, active)
         t.distances, t.distance_target, t.distance_width, self._distance_kind = _distance_rows(t, (
             ("base_pair", terms.pair_hbonds, HBOND_LENGTH, terms.pair_hbond_esd),
-            ("pair_template", terms.pair_template, terms.pair_template_length, terms.pair_template_esd)),
+            ("pair_template", terms.pair_template.atoms, terms.pair_template.target, terms.pair_template.esd)),
             schedules, active)
-        if "pair_template" in active and len(terms.pair_offsets):
-            t.offsets, t.offset_target = t.tile(terms.pair_offsets, 4), t.repeat(terms.pair_offset_target)
-            t.offset_width = t.repeat(schedules["pair_template"].tolerance * terms.pair_offset_esd)
+        template = terms.pair_template
+        if "pair_template" in active and len(template.offsets):
+            t.offsets, t.offset_target = t.tile(template.offsets, 4), t.repeat(template.offset_target)
+            t.offset_width = t.repeat(schedules["pair_template"].tolerance * template.offset_esd)
         if "angle" in active and len(terms.angles):
             t.angles, t.angle_target = t.tile(terms.angles, 3), t.repeat(terms.angle_value)
             t.angle_width = t.repeat(schedules["angle"].tolerance * terms.angle_esd)

@@ -14,7 +14,7 @@ import gemmi
 import numpy as np
 
 from rnadiff.chem.contacts import contact_radii
-from rnadiff.chem.pair_geometry import pair_template_restraints
+from rnadiff.chem.pair_geometry import PairTemplate, pair_template_restraints
 from rnadiff.chem.pairing import hbond_atom_pairs, pair_prior, prior_pairs
 from rnadiff.chem.topology import Topology
 
@@ -34,10 +34,8 @@ class GuidanceTerms:
     given [G] atom indices with given_coords [G, 3] (input frame);
     pair_hbonds [nh, 2] donor–acceptor atoms of the pairs the base-pair prior asserts, with
     pair_hbond_esd [nh] (Å, wider for less confident pairs);
-    pair_template [nt, 2] cross-distance atom pairs of the same pairs' canonical geometry
-    (`rnadiff.chem.pair_geometry`), with pair_template_length / pair_template_esd [nt] (Å), and
-    pair_offsets [no, 4] (atom, plane atoms) holding each central H-bond atom at
-    pair_offset_target ± pair_offset_esd [no] (Å) from its partner's ring plane.
+    pair_template: the same pairs' canonical geometry (`rnadiff.chem.pair_geometry.PairTemplate`:
+    cross distances, and plane offsets holding each central H-bond atom on its partner's plane).
     """
 
     n_atoms: int
@@ -63,12 +61,7 @@ class GuidanceTerms:
     given_coords: np.ndarray
     pair_hbonds: np.ndarray
     pair_hbond_esd: np.ndarray
-    pair_template: np.ndarray
-    pair_template_length: np.ndarray
-    pair_template_esd: np.ndarray
-    pair_offsets: np.ndarray
-    pair_offset_target: np.ndarray
-    pair_offset_esd: np.ndarray
+    pair_template: PairTemplate
 
 
 def _numpy(v) -> np.ndarray:
@@ -119,29 +112,23 @@ def build_terms(topology: Topology, features: Mapping, base_pairs: bool = True) 
     )
 
 
+EMPTY_TEMPLATE = PairTemplate(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+                              np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
 HBOND_LENGTH = 2.95  # Å, donor–acceptor of a canonical pair's H-bond (crystal pairs: 2.6-3.4)
 HBOND_ESD = 0.2  # Å, at full confidence
 
 
-def _pair_hbonds(features: Mapping | None) -> dict[str, np.ndarray]:
-    """H-bond restraints of the pairs the features' base-pair prior asserts (computed from the
-    input geometry when the features carry none); none without features."""
-    if features is None:
-        empty = np.zeros((0, 2), np.int64), np.zeros(0)
-        return {"pair_hbonds": empty[0], "pair_hbond_esd": empty[1], "pair_template": empty[0],
-                "pair_template_length": empty[1], "pair_template_esd": empty[1],
-                "pair_offsets": np.zeros((0, 4), np.int64), "pair_offset_target": empty[1], "pair_offset_esd": empty[1]}
-    prior = features.get("pair_prior")
-    if prior is None:
-        prior = pair_prior(features)
-    pairs, confidence = prior_pairs(prior)
-    atoms, owner = hbond_atom_pairs(features, pairs)
+def _pair_hbonds(features: Mapping | None) -> dict:
+    """H-bond and template restraints of the pairs the features' base-pair prior asserts
+    (computed from the input geometry when the features carry none); none without features."""
+    pairs, confidence = [], np.zeros(0)
+    if features is not None:
+        prior = features.get("pair_prior")
+        pairs, confidence = prior_pairs(pair_prior(features) if prior is None else prior)
+    atoms, owner = hbond_atom_pairs(features, pairs) if pairs else (np.zeros((0, 2)), np.zeros(0, np.int64))
     esd = HBOND_ESD / np.sqrt(np.maximum(confidence[owner], 1e-3)) if len(owner) else np.zeros(0)
-    template = pair_template_restraints(features, pairs, confidence)
-    return {"pair_hbonds": _i(atoms, 2), "pair_hbond_esd": _f(esd), "pair_template": _i(template.atoms, 2),
-            "pair_template_length": _f(template.target), "pair_template_esd": _f(template.esd),
-            "pair_offsets": _i(template.offsets, 4), "pair_offset_target": _f(template.offset_target),
-            "pair_offset_esd": _f(template.offset_esd)}
+    template = pair_template_restraints(features, pairs, confidence) if pairs else EMPTY_TEMPLATE
+    return {"pair_hbonds": _i(atoms, 2), "pair_hbond_esd": _f(esd), "pair_template": template}
 
 
 __all__ = ["GuidanceTerms", "build_terms", "radii_from_elements"]
