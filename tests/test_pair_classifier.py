@@ -82,6 +82,27 @@ def test_features_ignore_rigid_motion_and_mask_what_is_not_given(heldout):
     assert masks[:, :per_anchor].any() and not masks[:, per_anchor:].any()  # C1' given, P/C4'/N not
 
 
+def test_a_pair_whose_residue_has_no_given_anchor_is_a_candidate_beside_its_stacked_neighbour(heldout):
+    """P only, the 5′ residue without its P (as most deposited chains start): the pair it closes
+    is still scored (from its neighbours)."""
+    closed = [f for f in heldout
+              if (0, f.layout.n_tokens - 1) in pair_set(canonical_pairs(f.layout, f["coords"].numpy(), f["atom_present_mask"].numpy() > 0))]
+    assert closed, "no held-out chain here closes its helix with its end residues"
+    for feats in closed:
+        f = _reduced(feats, "p")
+        n = feats.layout.n_tokens
+        f["atom_present_mask"] = torch.where(f["atom_to_token_idx"] == 0, 0.0, f["atom_present_mask"])
+        pairs, x = candidate_features(f)
+        rows = {(int(a), int(b)): k for k, (a, b) in enumerate(pairs)}
+        assert (0, n - 1) in rows and (1, n - 2) in rows
+        n_geom = (N_FEATURES - 2 * 4 - 2 - len(PAIR_TYPES)) // 2
+        masks = x[:, n_geom:2 * n_geom]
+        centre = 2 * 5 + 2  # window offsets (0, 0) of the first anchor (C1'), then per anchor
+        per_anchor = n_geom // 4
+        p_centre = per_anchor + centre  # P anchor, offsets (0, 0): the pair's own P-P distance
+        assert masks[rows[(0, n - 1)], p_centre] == 0 and masks[rows[(1, n - 2)], p_centre] == 1
+
+
 def _training_chains(rna_dev_dir, tmp_path, max_length: int) -> tuple[list[dict], object]:
     """12 training (not held-out) dev chains of 30..max_length nt copied into tmp_path/data."""
     rows = [r for r in _manifest(rna_dev_dir) if 30 <= int(r["length"]) <= max_length

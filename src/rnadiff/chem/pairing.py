@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 
 from rnadiff.chem.features import name_char_codes
 from rnadiff.chem.library import get_template
-from rnadiff.chem.pair_classifier import ANCHORS, CANDIDATE_RADIUS, PairClassifier, packaged_classifier, pair_features
+from rnadiff.chem.pair_classifier import ANCHORS, CANDIDATE_RADIUS, PairClassifier, packaged_classifier, pair_features, walk
 from rnadiff.chem.vocab import RESTYPE_INDEX
 from rnadiff.errors import InputError, UnknownResidueError
 
@@ -176,8 +176,9 @@ def _next_token(features: Mapping[str, torch.Tensor]) -> np.ndarray:
     return np.where(ok, nxt, -1)
 
 
-def _candidates(anchors, n_tok: int) -> np.ndarray:
-    """[M, 2] token pairs (i < j) close enough under some given anchor to be a canonical pair."""
+def _candidates(anchors, next_token: np.ndarray) -> np.ndarray:
+    """[M, 2] token pairs (i < j) close enough under some given anchor to be a canonical pair, and
+    the pairs stacked on those whose one token no given anchor places."""
     found = set()
     for name, (pos, known) in anchors.items():
         idx = np.nonzero(known)[0]
@@ -185,6 +186,15 @@ def _candidates(anchors, n_tok: int) -> np.ndarray:
             continue
         for a, b in cKDTree(pos[idx]).query_pairs(CANDIDATE_RADIUS[name]):
             found.add((int(min(idx[a], idx[b])), int(max(idx[a], idx[b]))))
+    # The 5′-terminal residue of a P-only input has no P, yet its pair closes many helices (9 of the
+    # 10 native pairs that were never candidates on the classifier's aside chains from P); the
+    # classifier reads such a pair from its stacked neighbours (its own distances are masked).
+    placed = np.any([known for _, known in anchors.values()], axis=0)
+    nxt, prv = walk(next_token, 1), walk(next_token, -1)
+    for a, b in list(found):
+        for i, j in ((prv[a], nxt[b]), (nxt[a], prv[b])):  # the pairs stacked outside and inside
+            if i >= 0 and j >= 0 and i != j and not (placed[i] and placed[j]):
+                found.add((int(min(i, j)), int(max(i, j))))
     return np.array(sorted(found), np.int64).reshape(-1, 2)
 
 
@@ -193,14 +203,15 @@ def candidate_features(features: Mapping[str, torch.Tensor]) -> tuple[np.ndarray
     within pairing distance under some given anchor, outside hairpin loops shorter than MIN_LOOP."""
     parents = parent_letters(features)
     anchors = _anchor_positions(features, parents)
-    cand = _candidates(anchors, len(parents))
+    next_token = _next_token(features)
+    cand = _candidates(anchors, next_token)
     asym = features["asym_id"].detach().cpu().numpy()
     if len(cand):
         same = asym[cand[:, 0]] == asym[cand[:, 1]]
         ok = np.array([(parents[a], parents[b]) in COMPLEMENTARY for a, b in cand], bool)
         cand = cand[ok & (~same | (cand[:, 1] - cand[:, 0] > MIN_LOOP))]
     same_chain = asym[cand[:, 0]] == asym[cand[:, 1]] if len(cand) else np.zeros(0, bool)
-    x = pair_features(anchors, parents, _next_token(features), same_chain, cand, COMPLEMENTARY)
+    x = pair_features(anchors, parents, next_token, same_chain, cand, COMPLEMENTARY)
     return cand, x
 
 
