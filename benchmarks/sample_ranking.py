@@ -1,4 +1,5 @@
-"""Which of several samples to hand a user: the first draw, or the most central one (the medoid).
+"""Which of several samples to hand a user: the first draw, the most central one (the medoid), or
+the ranked first (fewest asserted base pairs unformed, then the medoid).
 
     python benchmarks/sample_ranking.py [--data A.tar.gz B.tar.gz] [--samples 5] [--shard 1/2] --json part.json
     python benchmarks/sample_ranking.py --report part1.json part2.json --markdown table.md
@@ -6,8 +7,9 @@
 On the held-out chains of `benchmarks/reconstruct.py` (same selection, input kinds and scores), each
 input is refined into `--samples` samples in draw order (`postprocess.rank=false`) and every sample
 is scored against the native. The table compares, per input kind and length bin, the first draw,
-the medoid (least mean RMSD to the other samples: `rnadiff.pipeline.ranking`, what `rnadiff
-refine` now writes as sample_0), the mean over the samples (one random draw's expected score) and
+the medoid (least mean RMSD to the other samples), the ranked first (`rnadiff.pipeline.ranking`:
+fewest of the prior's asserted pairs unformed, then the medoid; what `rnadiff refine` writes as
+sample_0 since session 8), the mean over the samples (one random draw's expected score) and
 the best sample (an oracle no user has).
 """
 from __future__ import annotations
@@ -23,11 +25,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reconstruct import DEFAULT_DATA, KINDS, groups, held_out_chains, reduce_to, refine_settings, score  # noqa: E402
 
-SELECTORS = ("first draw", "medoid", "mean of samples", "best (oracle)")
+SELECTORS = ("first draw", "medoid", "ranked", "mean of samples", "best (oracle)")
 MEASURES = (("rmsd", "RMSD (Å)", "{:.2f}"), ("lddt", "lDDT", "{:.3f}"), ("inf_canonical", "canonical INF", "{:.2f}"))
 
 
 def run(a) -> list[dict]:
+    from rnadiff.chem.pairing import prior_pairs
+    from rnadiff.pipeline.ranking import pairs_missed
     from rnadiff.refine import load_refinement_model, refine_structure
 
     chains, _, _ = held_out_chains(a.data, a.n_chains, a.shard)
@@ -42,7 +46,9 @@ def run(a) -> list[dict]:
             seconds = time.perf_counter() - t0
             rows.append({"chain": r.name, "n": r.n_token, "input": kind,
                          "scores": [score(r, feats, x, seconds) for x in res.samples],
-                         "consensus_rmsd": res.consensus_rmsd.tolist()})
+                         "consensus_rmsd": res.consensus_rmsd.tolist(),
+                         "pairs_missed": pairs_missed(res.features.layout, res.samples,
+                                                      set(prior_pairs(res.features["pair_prior"])[0])).tolist()})
         print(f"  {r.name} ({r.n_token} nt) done", file=sys.stderr, flush=True)
     return rows
 
@@ -53,6 +59,8 @@ def pick(row: dict, selector: str, measure: str) -> float:
         return values[0]
     if selector == "medoid":
         return values[int(np.argmin(row["consensus_rmsd"]))]
+    if selector == "ranked":
+        return values[int(np.lexsort((row["consensus_rmsd"], row["pairs_missed"]))[0])]
     if selector == "mean of samples":
         return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     best = int(np.argmin([s["rmsd"] for s in row["scores"]]))  # the sample closest to the native

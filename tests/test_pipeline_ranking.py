@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnadiff.pipeline import PipelineSettings, StagePipeline
-from rnadiff.pipeline.ranking import consensus_order, consensus_rmsd
+from rnadiff.pipeline.ranking import consensus_order, consensus_rmsd, pairs_missed
 from tests.test_pipeline_kept_atoms import reduced
 from tests.train_helpers import noisy_tiny_model
 
@@ -62,5 +62,29 @@ def test_ranking_reorders_the_drawn_samples_and_their_records(ranked_and_drawn):
     np.testing.assert_array_equal(ranked.given_max_deviation, drawn.given_max_deviation[order])
     np.testing.assert_array_equal(ranked.consensus_rmsd, drawn.consensus_rmsd[order])
     np.testing.assert_array_equal(ranked.b_factors, drawn.b_factors)  # the spread does not depend on order
-    assert np.all(np.diff(ranked.consensus_rmsd) >= 0) and ranked.consensus_rmsd[0] > 0
+    key = list(zip(ranked.pairs_missed.tolist(), ranked.consensus_rmsd.tolist()))  # fewest missed, then central
+    assert key == sorted(key) and ranked.consensus_rmsd[0] > 0 and drawn.pairs_missed is None
     assert order.tolist() != [0, 1, 2, 3]  # this draw's first sample is not its most central one
+
+
+def test_a_sample_that_misses_an_asserted_pair_ranks_after_one_that_forms_it():
+    samples = _cloud([1.0, 0.2, 4.0, 0.5])
+    order, _ = consensus_order(samples, missed=np.array([0, 1, 0, 0]))
+    assert order.tolist() == [3, 0, 2, 1]  # the medoid (1) missed a pair: the others first, by centrality
+    order, _ = consensus_order(samples, missed=np.zeros(4))
+    assert order.tolist() == consensus_order(samples)[0].tolist()
+
+
+def test_pairs_missed_counts_the_asserted_pairs_a_sample_does_not_form(rna_dev_dir):
+    from rnadiff.chem import featurize
+    from rnadiff.io import read_structure
+    from rnadiff.metrics.basepairs import canonical_pairs, pair_set
+
+    feats = featurize(read_structure(rna_dev_dir / "clean" / "rsrnasp_train" / "1EVV_A.pdb"))
+    x = feats["coords"].double().numpy()
+    native = pair_set(canonical_pairs(feats.layout, x))
+    i, j = sorted(native)[0]
+    opened = x.copy()
+    opened[(feats["atom_to_token_idx"] == i).numpy()] += np.array([0.0, 0.0, 8.0])  # pull one base away
+    assert pairs_missed(feats.layout, np.stack([x, opened]), native | {(0, 1)}).tolist() == [1, 2]
+    assert pairs_missed(feats.layout, np.stack([x, np.full_like(x, np.nan)]), native).tolist() == [0, len(native)]

@@ -1,7 +1,7 @@
 """`rnadiff refine INPUT... --out DIR`: all-atom samples from partial/coarse RNA coordinates.
 
 For every input: DIR/<stem>/sample_<k>.<fmt> (B-factor = per-atom spread across samples; sample_0
-is the most central sample, rnadiff.pipeline.ranking) and DIR/<stem>/summary.json. A bad input is
+forms the most asserted base pairs, then is the most central sample, rnadiff.pipeline.ranking) and DIR/<stem>/summary.json. A bad input is
 reported on stderr and skipped; the others are still written; the exit code is 2 if any input
 failed. Settings beyond the options are Hydra overrides of the refine config, e.g.
 `model.stageD.inference.refinement.start_sigma=5`.
@@ -56,9 +56,9 @@ def register(subparsers) -> None:
                         "in summary.json (handedness)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--samples", type=int, default=5,
-                   help="samples per input (default 5), written most central first: sample_0 has the least mean "
-                        "RMSD to the others (summary.json: consensus_rmsd, drawn_as; postprocess.rank=false keeps "
-                        "the draw order)")
+                   help="samples per input (default 5), written best first: sample_0 leaves the fewest asserted "
+                        "base pairs unformed, then has the least mean RMSD to the others (summary.json: "
+                        "asserted_pairs_missed, consensus_rmsd, drawn_as; postprocess.rank=false keeps the draw order)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same files")
     p.add_argument("--steps", type=int, default=50, help="steps of the full noise schedule (default 50)")
     p.add_argument("--checkpoint", help="refinement checkpoint (directory/.safetensors or a `rnadiff train` "

@@ -1,4 +1,4 @@
-"""Order a structure's samples by consensus: the most central sample first.
+"""Order a structure's samples: fewest asserted base pairs missed, then the most central sample first.
 
 A user who takes one model takes sample 0. With several samples drawn, the one closest on average to
 the others (the medoid of the all-atom RMSD) is a better single pick than an arbitrary draw: the
@@ -11,10 +11,19 @@ samples are left as drawn.
 
 The samples are compared as returned by the pipeline: superposed on the given atoms, so no further
 fit is made (it would also hide a sample that turned as a whole against the input).
+
+Before centrality comes the base-pair prior: a sample that leaves fewer of the asserted pairs (a
+`--ss` secondary structure, else the pairs read from the input) unformed ranks first. The polish
+builds every asserted pair, so the samples usually agree; when one fails a pair, it is the worse
+pick: on 30 training chains of 15-130 nt (5 samples, session 8) it changed 8 of 120 picks and
+canonical INF from C1′ 0.963 -> 0.966, 3-bead 0.980 -> 0.985, P and backbone equal, RMSD within
+±0.003 Å.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from rnadiff.metrics.basepairs import canonical_pairs, pair_set
 
 
 def consensus_rmsd(samples: np.ndarray) -> np.ndarray:
@@ -36,8 +45,21 @@ def consensus_rmsd(samples: np.ndarray) -> np.ndarray:
     return np.where(finite, score, np.inf)
 
 
-def consensus_order(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(order [S]: draw indices, most central first, ties in draw order; consensus RMSD [S] of each
-    sample in draw order)."""
+def pairs_missed(layout, samples: np.ndarray, asserted: set[tuple[int, int]]) -> np.ndarray:
+    """[S] how many of the asserted pairs (i < j) each sample does not form (canonical pairs by
+    `rnadiff.metrics.basepairs`); a non-finite sample misses them all."""
+    out = np.full(len(samples), len(asserted))
+    if not asserted:
+        return out
+    for k, x in enumerate(samples):
+        if np.isfinite(x).all():
+            out[k] = len(asserted - pair_set(canonical_pairs(layout, x)))
+    return out
+
+
+def consensus_order(samples: np.ndarray, missed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(order [S]: draw indices, fewest missed pairs first (`pairs_missed`; none given: all equal),
+    then most central, ties in draw order; consensus RMSD [S] of each sample in draw order)."""
     score = consensus_rmsd(samples)
-    return np.argsort(score, kind="stable"), score
+    missed = np.zeros(len(samples)) if missed is None else np.asarray(missed)
+    return np.lexsort((score, missed)), score

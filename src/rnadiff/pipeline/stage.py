@@ -19,7 +19,7 @@ import torch
 
 from rnadiff.chem import featurize
 from rnadiff.chem.features import Features
-from rnadiff.chem.pairing import pair_prior, parse_dot_bracket
+from rnadiff.chem.pairing import pair_prior, parse_dot_bracket, prior_pairs
 from rnadiff.diffusion.guidance import GuidanceConfig, RNAGuidance, polish_restraints
 from rnadiff.diffusion.sampler import SamplerSettings
 from rnadiff.diffusion.schedule import DiffusionSchedule
@@ -27,7 +27,7 @@ from rnadiff.errors import ConfigError, InputError
 from rnadiff.pipeline import finish
 from rnadiff.pipeline.conditioning import as_conditioning
 from rnadiff.pipeline.kept_atoms import GivenAtomsGuidance, chain
-from rnadiff.pipeline.ranking import consensus_order
+from rnadiff.pipeline.ranking import consensus_order, pairs_missed
 from rnadiff.pipeline.sampling import SamplerRun, StartLevel, seeded_generator, starting_coordinates
 
 
@@ -107,6 +107,7 @@ class StageResult:
     minimization_seconds: list[float] | None = None
     consensus_rmsd: np.ndarray | None = None  # [S] mean RMSD of each sample to the others (Å)
     drawn_index: np.ndarray | None = None  # [S] the draw each returned sample came from (ranking)
+    pairs_missed: np.ndarray | None = None  # [S] asserted base pairs each sample does not form (ranking)
 
 
 class StagePipeline:
@@ -189,7 +190,10 @@ class StagePipeline:
         reports = mins = None
         if s.minimization is not None:
             samples, reports, mins = self._minimize(feats, samples, target, given, restraints, tokens)
-        order, consensus = consensus_order(samples)
+        missed = None
+        if s.rank_samples and len(samples) > 1 and "pair_prior" in feats:
+            missed = pairs_missed(feats.layout, samples, set(prior_pairs(feats["pair_prior"])[0]))
+        order, consensus = consensus_order(samples, missed)
         if not s.rank_samples:
             order = np.arange(len(samples))
         b_factors = finish.spread(samples)  # of the draw order: the same numbers either way
@@ -202,7 +206,8 @@ class StagePipeline:
             given_max_deviation=finish.given_max_deviation(samples, target, given),
             start_sigma=run.start_sigma if run.start > 0 else float(run.sigmas[0]), steps_run=run.steps,
             seconds=seconds, minimization=reports, minimization_seconds=mins,
-            consensus_rmsd=consensus[order], drawn_index=order)
+            consensus_rmsd=consensus[order], drawn_index=order,
+            pairs_missed=None if missed is None else missed[order])
 
     def _minimize(self, feats, samples, target, given, restraints, tokens):
         s = self.settings

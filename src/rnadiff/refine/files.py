@@ -159,6 +159,8 @@ def _records(result: RefineResult) -> list[dict[str, Any]]:
                                "given_atom_rmsd": _number(result.given_rmsd[k]),
                                "given_atom_max_deviation": _number(result.given_max_deviation[k]),
                                "sampled_given_atom_rmsd": _number(result.sampled_given_rmsd[k])}
+        if result.pairs_missed is not None:  # of the base-pair prior's asserted pairs (ranking)
+            rec["asserted_pairs_missed"] = int(result.pairs_missed[k])
         seconds = per_sample_seconds
         if result.minimization is not None:
             rec["minimization"] = result.minimization[k]
