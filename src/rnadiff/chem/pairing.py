@@ -189,13 +189,16 @@ def _candidates(anchors, next_token: np.ndarray) -> np.ndarray:
     # The 5′-terminal residue of a P-only input has no P, yet its pair closes many helices (9 of the
     # 10 native pairs that were never candidates on the classifier's aside chains from P); the
     # classifier reads such a pair from its stacked neighbours (its own distances are masked).
+    cand = np.array(sorted(found), np.int64).reshape(-1, 2)
     placed = np.any([known for _, known in anchors.values()], axis=0)
+    if placed.all() or not len(cand):
+        return cand
     nxt, prv = walk(next_token, 1), walk(next_token, -1)
-    for a, b in list(found):
-        for i, j in ((prv[a], nxt[b]), (nxt[a], prv[b])):  # the pairs stacked outside and inside
-            if i >= 0 and j >= 0 and i != j and not (placed[i] and placed[j]):
-                found.add((int(min(i, j)), int(max(i, j))))
-    return np.array(sorted(found), np.int64).reshape(-1, 2)
+    a, b = cand[:, 0], cand[:, 1]
+    stacked = np.concatenate([np.stack([prv[a], nxt[b]], 1), np.stack([nxt[a], prv[b]], 1)])  # outside, inside
+    stacked = stacked[(stacked >= 0).all(1) & (stacked[:, 0] != stacked[:, 1])]
+    stacked = np.sort(stacked[~(placed[stacked[:, 0]] & placed[stacked[:, 1]])], axis=1)
+    return np.unique(np.concatenate([cand, stacked]), axis=0)
 
 
 def candidate_features(features: Mapping[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
