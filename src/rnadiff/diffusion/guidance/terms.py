@@ -108,7 +108,7 @@ def build_terms(topology: Topology, features: Mapping, base_pairs: bool = True) 
         exclude=_i(topology.bonded_pairs(3), 2),
         given=given,
         given_coords=_numpy(features["coords"]).reshape(n, 3)[given].astype(np.float64),
-        **_pair_hbonds(features if base_pairs else None),
+        **_pair_restraints(features if base_pairs else None),
     )
 
 
@@ -118,7 +118,7 @@ HBOND_LENGTH = 2.95  # Å, donor–acceptor of a canonical pair's H-bond (crysta
 HBOND_ESD = 0.2  # Å, at full confidence
 
 
-def _pair_hbonds(features: Mapping | None) -> dict:
+def _pair_restraints(features: Mapping | None) -> dict:
     """H-bond and template restraints of the pairs the features' base-pair prior asserts
     (computed from the input geometry when the features carry none); none without features."""
     pairs, confidence = [], np.zeros(0)
