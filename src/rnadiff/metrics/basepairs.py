@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from rnadiff.chem.pairing import C_GLYCOSIDE_NAMES, HBONDS, complementary_type, is_c_glycoside
 
@@ -98,10 +99,9 @@ def _candidate_tokens(layout, coords: np.ndarray, present: np.ndarray, cutoff: f
     tok = np.nonzero(ok)[0]
     if len(tok) < 2:
         return []
-    x = coords[idx[tok]]
-    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
-    a, b = np.nonzero(np.triu(d <= cutoff, k=1))
-    return [(int(tok[p]), int(tok[q])) for p, q in zip(a, b)]
+    # a k-d tree, not the dense [T, T] distances: samples of thousands of nucleotides are ranked by this
+    close = cKDTree(coords[idx[tok]]).query_pairs(cutoff, output_type="ndarray")
+    return sorted((int(tok[min(p, q)]), int(tok[max(p, q)])) for p, q in close)
 
 
 def canonical_pairs(layout, coords: np.ndarray, present: np.ndarray | None = None) -> list[BasePair]:
