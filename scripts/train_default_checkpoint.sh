@@ -21,7 +21,9 @@
 # (python -m rnadiff.train.pair_classifier ... --draws 5 --epochs 20), so from there the prior the
 # model reads is the new one (val loss 7.08 -> 6.82). Stage 6 (session 7): MAX_STEPS=40000, resumed
 # from step ~27,800 and stopped at ~33,950 for the session's end (val loss 6.82 -> 6.63 at 33,600,
-# still falling ~0.01 per 500 steps). To go on: MAX_STEPS=45000 scripts/train_default_checkpoint.sh
+# still falling ~0.01 per 500 steps). Stage 7 (sessions 7-8): MAX_STEPS=45000, resumed from ~34,050 (to
+# ~36,200 at session 7's end, then on) and stopped at ~42,900 for the benchmarks (val loss 6.63 ->
+# 6.49 at 41,550; ~78 steps/min on one thread of an AVX-512 EPYC). To go on: MAX_STEPS=55000 scripts/train_default_checkpoint.sh
 # (it resumes runs/default, or starts from the committed weights where runs/ is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
