@@ -15,7 +15,7 @@ fit is made (it would also hide a sample that turned as a whole against the inpu
 Before centrality comes the base-pair prior: a sample that leaves fewer of the asserted pairs (a
 `--ss` secondary structure, else the pairs read from the input) unformed ranks first. The polish
 builds every asserted pair, so the samples usually agree; when one fails a pair, it is the worse
-pick: on 30 training chains of 15-130 nt (5 samples, session 8) it changed 8 of 120 picks and
+pick: on 30 training chains of 15-130 nt (5 samples, stage 6, session 8) it changed 8 of 120 picks and
 canonical INF from C1′ 0.963 -> 0.966, 3-bead 0.980 -> 0.985, P and backbone equal, RMSD within
 ±0.003 Å.
 """
