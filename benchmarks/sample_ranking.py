@@ -25,6 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reconstruct import DEFAULT_DATA, KINDS, groups, held_out_chains, reduce_to, refine_settings, score  # noqa: E402
 
+from rnadiff.pipeline.ranking import rank_order  # noqa: E402
+
 SELECTORS = ("first draw", "medoid", "ranked", "mean of samples", "best (oracle)")
 MEASURES = (("rmsd", "RMSD (Å)", "{:.2f}"), ("lddt", "lDDT", "{:.3f}"), ("inf_canonical", "canonical INF", "{:.2f}"))
 
@@ -60,7 +62,7 @@ def pick(row: dict, selector: str, measure: str) -> float:
     if selector == "medoid":
         return values[int(np.argmin(row["consensus_rmsd"]))]
     if selector == "ranked":
-        return values[int(np.lexsort((row["consensus_rmsd"], row["pairs_missed"]))[0])]
+        return values[int(rank_order(row["consensus_rmsd"], row["pairs_missed"])[0])]
     if selector == "mean of samples":
         return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     best = int(np.argmin([s["rmsd"] for s in row["scores"]]))  # the sample closest to the native

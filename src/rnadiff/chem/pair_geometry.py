@@ -262,6 +262,17 @@ class PairTemplate(NamedTuple):
         """The same restraints with every esd multiplied by factor."""
         return self._replace(esd=self.esd * factor, offset_esd=self.offset_esd * factor)
 
+    def distances_of(self, keep: np.ndarray) -> "PairTemplate":
+        """The same offsets, and the distance rows only of the pairs where keep [n_pairs] is True."""
+        rows = np.asarray(keep, bool)[self.pair]
+        return self._replace(atoms=self.atoms[rows], target=self.target[rows], esd=self.esd[rows], pair=self.pair[rows])
+
+    @classmethod
+    def empty(cls) -> "PairTemplate":
+        """No restraints (no pairs asserted)."""
+        return cls(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+                   np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+
 
 def pair_template_restraints(features: Mapping[str, torch.Tensor], pairs: Sequence[tuple[int, int]],
                              confidence: np.ndarray | Sequence[float]) -> PairTemplate:

@@ -57,9 +57,15 @@ def pairs_missed(layout, samples: np.ndarray, asserted: set[tuple[int, int]]) ->
     return out
 
 
+def rank_order(consensus: np.ndarray, missed: np.ndarray | None = None) -> np.ndarray:
+    """[S] draw indices, fewest missed pairs first (`pairs_missed`; none given: all equal), then
+    least consensus RMSD, ties in draw order."""
+    consensus = np.asarray(consensus)
+    missed = np.zeros(len(consensus)) if missed is None else np.asarray(missed)
+    return np.lexsort((consensus, missed))
+
+
 def consensus_order(samples: np.ndarray, missed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(order [S]: draw indices, fewest missed pairs first (`pairs_missed`; none given: all equal),
-    then most central, ties in draw order; consensus RMSD [S] of each sample in draw order)."""
+    """(order [S]: `rank_order`; consensus RMSD [S] of each sample in draw order)."""
     score = consensus_rmsd(samples)
-    missed = np.zeros(len(samples)) if missed is None else np.asarray(missed)
-    return np.lexsort((score, missed)), score
+    return rank_order(score, missed), score

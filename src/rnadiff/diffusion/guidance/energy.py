@@ -60,11 +60,10 @@ class GuidanceRows:
         t.bonds, t.bond_target, t.bond_width, self._bond_kind = _distance_rows(t, (
             ("bond", terms.bonds, terms.bond_length, terms.bond_esd),
             ("link", terms.links, terms.link_length, terms.link_esd)), schedules, active)
+        template = terms.pair_template
         t.distances, t.distance_target, t.distance_width, self._distance_kind = _distance_rows(t, (
             ("base_pair", terms.pair_hbonds, HBOND_LENGTH, terms.pair_hbond_esd),
-            ("pair_template", terms.pair_template.atoms, terms.pair_template.target, terms.pair_template.esd)),
-            schedules, active)
-        template = terms.pair_template
+            ("pair_template", template.atoms, template.target, template.esd)), schedules, active)
         if "pair_template" in active and len(template.offsets):
             t.offsets, t.offset_target = t.tile(template.offsets, 4), t.repeat(template.offset_target)
             t.offset_width = t.repeat(schedules["pair_template"].tolerance * template.offset_esd)

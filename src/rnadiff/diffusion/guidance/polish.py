@@ -42,10 +42,7 @@ def pair_template(features: Any, weight: float) -> PairTemplate | None:
         return template
     # an inferred pair with a given base atom keeps only its plane offsets (see the module docstring)
     placed = bases_given(features)
-    free = np.array([not (placed[i] or placed[j]) for i, j in pairs])
-    keep = free[template.pair]
-    return template._replace(atoms=template.atoms[keep], target=template.target[keep], esd=template.esd[keep],
-                             pair=template.pair[keep])
+    return template.distances_of(np.array([not (placed[i] or placed[j]) for i, j in pairs]))
 
 
 def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 0.0,

@@ -112,8 +112,6 @@ def build_terms(topology: Topology, features: Mapping, base_pairs: bool = True) 
     )
 
 
-EMPTY_TEMPLATE = PairTemplate(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
-                              np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
 HBOND_LENGTH = 2.95  # Å, donor–acceptor of a canonical pair's H-bond (crystal pairs: 2.6-3.4)
 HBOND_ESD = 0.2  # Å, at full confidence
 
@@ -121,14 +119,15 @@ HBOND_ESD = 0.2  # Å, at full confidence
 def _pair_restraints(features: Mapping | None) -> dict:
     """H-bond and template restraints of the pairs the features' base-pair prior asserts
     (computed from the input geometry when the features carry none); none without features."""
-    pairs, confidence = [], np.zeros(0)
-    if features is not None:
-        prior = features.get("pair_prior")
-        pairs, confidence = prior_pairs(pair_prior(features) if prior is None else prior)
-    atoms, owner = hbond_atom_pairs(features, pairs) if pairs else (np.zeros((0, 2)), np.zeros(0, np.int64))
+    if features is None:
+        return {"pair_hbonds": np.zeros((0, 2), np.int64), "pair_hbond_esd": np.zeros(0),
+                "pair_template": PairTemplate.empty()}
+    prior = features.get("pair_prior")
+    pairs, confidence = prior_pairs(pair_prior(features) if prior is None else prior)
+    atoms, owner = hbond_atom_pairs(features, pairs)
     esd = HBOND_ESD / np.sqrt(np.maximum(confidence[owner], 1e-3)) if len(owner) else np.zeros(0)
-    template = pair_template_restraints(features, pairs, confidence) if pairs else EMPTY_TEMPLATE
-    return {"pair_hbonds": _i(atoms, 2), "pair_hbond_esd": _f(esd), "pair_template": template}
+    return {"pair_hbonds": _i(atoms, 2), "pair_hbond_esd": _f(esd),
+            "pair_template": pair_template_restraints(features, pairs, confidence)}
 
 
 __all__ = ["GuidanceTerms", "build_terms", "radii_from_elements"]
