@@ -74,10 +74,16 @@ def test_errors_are_clear(toy_mgr):
         short.multi_step_inference(None, emb, {}, override_input_features=f)
     with pytest.raises(ConfigError):
         ProtenixDiffusionManager({"inference": {"num_stepz": 3}}, denoiser=ToyDenoiser(make_target(N_ATOM)))
+    # coordinates and masks that do not match the features are refused, never reshaped
+    target = make_target(N_ATOM)
+    with pytest.raises(InputError, match=f"N_atom = {N_ATOM}"):
+        toy_mgr.multi_step_inference(target[:-1], emb, {"start_sigma": 5.0}, override_input_features=f)
+    with pytest.raises(InputError, match="coords_mask"):
+        toy_mgr.multi_step_inference(target, emb, {"start_sigma": 5.0, "coords_mask": torch.ones(2 * N_ATOM)},
+                                     override_input_features=f)
 
 
 def test_sequence_fallback_logs_a_warning(caplog):
-    pytest.importorskip("rnadiff.chem.features")
     from rnadiff.chem.features import features_from_sequence
 
     n_atom = features_from_sequence("GAC")["atom_to_token_idx"].shape[0]

@@ -102,12 +102,38 @@ def test_train_mode_runs_one_optimiser_step():
 
 
 def test_energy_minimization_section_reaches_the_minimizer_config():
-    from rnadiff.pipeline.runner import pipeline_settings
-    from rnadiff.pipeline.stage_config import resolve_stage_d
+    from rnadiff.pipeline.stage_config import pipeline_settings, resolve_stage_d
 
     assert pipeline_settings(resolve_stage_d({})).minimization is None  # enabled: false
     on = pipeline_settings(resolve_stage_d({"energy_minimization": {"enabled": True, "steps": 7}})).minimization
     assert on is not None and on.steps == 7 and on.method == "OpenMM"
+
+
+def test_run_stage_and_refine_build_the_same_settings():
+    """One configuration, one set of pipeline settings: the stage runner's settings for the refine
+    config's model.stageD equal `rnadiff refine`'s, finish groups (start, anchoring, polish)
+    included, and DiffusionConfig.finish overrides them as a refine override would."""
+    import argparse
+
+    from omegaconf import OmegaConf
+
+    from rnadiff.cli import refine as cli_refine
+    from rnadiff.config import load_config
+    from rnadiff.pipeline.stage_config import finish_options, pipeline_settings
+
+    parser = argparse.ArgumentParser()
+    cli_refine.register(parser.add_subparsers())
+    args = parser.parse_args(["refine", "in.pdb", "--out", "o", "--samples", "3", "--steps", "40", "--seed", "0"])
+    stage_d = OmegaConf.to_container(load_config([cli_refine.REFINE_GROUP]).model.stageD, resolve=True)
+    stage_d["inference"].update(N_sample=3, num_steps=40, seed=0)
+    for refine_overrides, finish in (([], None), (["postprocess.rank=false", "start.dense_sigma=3.0"],
+                                                  {"postprocess": {"rank": False}, "start": {"dense_sigma": 3.0}})):
+        from_cli = cli_refine.settings_from(args, refine_overrides)
+        from_runner = pipeline_settings(stage_d, finish_options(finish))
+        assert from_runner == from_cli
+    assert from_runner.dense_start_sigma == 3.0 and not from_runner.rank_samples
+    with pytest.raises(ConfigError, match="postprocess"):
+        finish_options({"postprocess": {"polish_harder": True}})
 
 
 def test_bf16_inference_holds_the_weights_once_and_stays_close_to_fp32():
@@ -128,3 +154,17 @@ def test_bf16_inference_holds_the_weights_once_and_stays_close_to_fp32():
     assert torch.bfloat16 in dtypes and torch.float32 in dtypes  # matmuls bf16, fp32 islands kept
     with pytest.raises(ConfigError, match="bf16 or fp16"):
         ProtenixDiffusionManager(SMALL).hold_weights_for_inference()
+
+
+def test_partial_coords_of_another_shape_are_refused_not_reshaped():
+    """Structure features describe one structure: a batch of two, or a flat array, is an error
+    naming the expected shape (it used to be flattened into [2 N, 3] and fail far away)."""
+    from rnadiff.errors import InputError
+
+    feats, partial, _ = c1_only()
+    n_token, n_atom = feats["restype"].shape[0], feats["coords"].shape[0]
+    for bad in (torch.stack([partial, partial]), partial.reshape(-1)):
+        with pytest.raises(InputError, match=rf"\[{n_atom}, 3\] or \[1, {n_atom}, 3\]"):
+            run_stage(config(bad, n_token, input_features=feats))
+    one = run_stage(config(partial[None], n_token, input_features=feats))
+    assert one.coordinates.shape == (2, n_atom, 3)

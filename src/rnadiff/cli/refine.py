@@ -98,59 +98,16 @@ def settings_from(args: argparse.Namespace, overrides: list[str]):
     from omegaconf import OmegaConf
 
     from rnadiff.config import load_config
-    from rnadiff.config.schema import RefineGroup, typed
-    from rnadiff.refine import RefineSettings
+    from rnadiff.pipeline.stage_config import FINISH_GROUPS, finish_options, pipeline_settings
 
     cfg = load_config([REFINE_GROUP, *overrides], config_name="refine")
-    group = typed({k: cfg[k] for k in ("start", "anchoring", "postprocess")}, RefineGroup)
-    d = cfg.model.stageD
-    inf = OmegaConf.to_container(d.inference, resolve=True)
-    smp = {k: v for k, v in inf["sampling"].items() if k not in ("diffusion_chunk_size", "inplace_safe")}
-    explicit = any(o.lstrip("+").startswith("model.stageD.inference.refinement.") for o in overrides)
-    return RefineSettings(
+    options = finish_options({k: OmegaConf.to_container(cfg[k], resolve=True) for k in FINISH_GROUPS})
+    return pipeline_settings(
+        OmegaConf.to_container(cfg.model.stageD, resolve=True), options,
         n_samples=args.samples, num_steps=args.steps, seed=args.seed,
-        max_sequence_length=d.memory.max_sequence_length,
-        start_sigma=inf["refinement"]["start_sigma"], start_fraction=inf["refinement"]["start_fraction"],
-        sampling={**smp, "temperature": inf["temperature"]},
-        dense_start_sigma=None if explicit else group.start.dense_sigma, dense_fraction=group.start.dense_fraction,
-        schedule={k: d.schedule[k] for k in ("s_max", "s_min", "p")},
-        diffusion_chunk_size=inf["sampling"]["diffusion_chunk_size"],
-        anchor_strength=group.anchoring.strength, anchor_until_sigma=group.anchoring.until_sigma,
-        regularize=group.postprocess.regularize, regularize_tether=group.postprocess.tether,
-        regularize_iterations=group.postprocess.max_iter, regularize_pairs=group.postprocess.base_pairs,
-        rank_samples=group.postprocess.rank,
-        given_tolerance=None if getattr(args, "noisy_input", False) else float(getattr(args, "given_tolerance", 0.0)),
-        guidance=_guidance_settings(cfg, args), minimization=_minimization_settings(cfg, args))
-
-
-def _minimization_settings(cfg, args):
-    """model.stageD.energy_minimization parsed (enabled/steps/method; --minimize turns it on), or None."""
-    from omegaconf import OmegaConf
-
-    section = OmegaConf.to_container(cfg.model.stageD.energy_minimization, resolve=True)
-    if getattr(args, "minimize", False):
-        section["enabled"] = True
-    if not section["enabled"]:
-        return None
-    from rnadiff.minimize import MinimizationConfig
-
-    return MinimizationConfig.from_dict(section)
-
-
-def _guidance_settings(cfg, args):
-    """model.stageD.guidance parsed (bad keys fail here, before any input), or None when off.
-
-    --noisy-input also switches off the guidance's pull towards the given atoms (the `given`
-    potential): noisy positions are not a target."""
-    from omegaconf import OmegaConf
-
-    from rnadiff.diffusion.guidance import GuidanceConfig
-
-    section = OmegaConf.to_container(cfg.model.stageD.guidance, resolve=True)
-    if getattr(args, "noisy_input", False):
-        section["potentials"]["given"]["weight"] = 0.0
-    g = GuidanceConfig.from_mapping(section)
-    return None if getattr(args, "no_guidance", False) or not g.enabled else g
+        noisy_input=getattr(args, "noisy_input", False), given_tolerance=getattr(args, "given_tolerance", 0.0),
+        guidance=not getattr(args, "no_guidance", False), minimize=getattr(args, "minimize", False),
+        explicit_start=any(o.lstrip("+").startswith("model.stageD.inference.refinement.") for o in overrides))
 
 
 def run(args: argparse.Namespace) -> int:

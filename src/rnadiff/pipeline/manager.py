@@ -220,9 +220,20 @@ class ProtenixDiffusionManager:
             return None, 0, (f["atom_to_token_idx"].shape[0] if batched else 1), None
         x = coords_init.to(self.device, torch.float32)
         x = x.unsqueeze(0) if x.dim() == 2 else x  # [B, N, 3]
+        n_feature_atoms = f["ref_pos"].shape[-2]
+        if x.dim() != 3 or x.shape[-2:] != (n_feature_atoms, 3):
+            raise InputError(f"coords_init must be [N_atom, 3] or [B, N_atom, 3] with N_atom = {n_feature_atoms} "
+                             f"(the input features' atoms), got {tuple(coords_init.shape)}")
         given = torch.isfinite(x).all(-1)
-        if params.get("coords_mask") is not None:
-            given = given & params["coords_mask"].to(self.device).bool().reshape(given.shape)
+        mask = params.get("coords_mask")
+        if mask is not None:
+            mask = mask.to(self.device).bool()
+            if mask.dim() == 1 and mask.shape[0] == given.shape[-1]:
+                mask = mask.expand_as(given)
+            if mask.shape != given.shape:
+                raise InputError(f"coords_mask must be [N_atom] or {list(given.shape)} like coords_init, "
+                                 f"got {list(params['coords_mask'].shape)}")
+            given = given & mask
         x = torch.where(given[..., None], x, torch.zeros_like(x))
         start = opts.start.index(sigmas, float(given.float().mean()))
         if start == 0:

@@ -1,15 +1,15 @@
 """`run_stage(DiffusionConfig)`: the seed's stage runner, a thin caller of the pipeline.
 
-mode="inference": partial coordinates + trunk embeddings through `StagePipeline` (given atoms
-kept, polish, `energy_minimization.enabled/steps/method` honoured) when the features carry the
-structure's layout, or through `ProtenixDiffusionManager.multi_step_inference` for bare feature
+mode="inference": partial coordinates + trunk embeddings through `StagePipeline` with the settings
+`rnadiff refine` would use for the same model.stageD and finish groups (`DiffusionConfig.finish`;
+given atoms kept, polish, `energy_minimization.enabled/steps/method` honoured) when the features
+carry the structure's layout, or through `ProtenixDiffusionManager.multi_step_inference` for bare feature
 tensors. mode="train": one optimiser step on the denoiser with partial_coords as ground truth.
 """
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +18,8 @@ import torch
 from rnadiff.chem.features import Features, featurize, features_from_sequence
 from rnadiff.errors import ConfigError, InputError
 from rnadiff.pipeline.manager import ProtenixDiffusionManager, TrainingStepOutput
-from rnadiff.pipeline.stage import PipelineSettings, StagePipeline, StageResult
-from rnadiff.pipeline.stage_config import DiffusionConfig
+from rnadiff.pipeline.stage import StagePipeline, StageResult
+from rnadiff.pipeline.stage_config import DiffusionConfig, finish_options, pipeline_settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +49,19 @@ def _features(config: DiffusionConfig) -> tuple[Any, torch.Tensor | None]:
     logger.warning("DiffusionConfig has no input_features: features built from the partial coordinates "
                    "and the sequence (%d nt)", len(sequence))
     feats = features_from_sequence(sequence)
-    n_atom = feats["coords"].shape[0]
-    if not torch.is_tensor(coords) or coords.shape[-2:] != (n_atom, 3):
-        raise InputError(f"partial_coords must be [{n_atom}, 3] for the sequence's canonical atoms, "
-                         f"got {tuple(coords.shape) if torch.is_tensor(coords) else type(coords).__name__}")
-    return _with_coords(feats, coords.reshape(n_atom, 3).float()), coords.reshape(n_atom, 3)
+    coords = _one_structure(coords, feats["coords"].shape[0], "the sequence's canonical atoms")
+    return _with_coords(feats, coords), coords
+
+
+def _one_structure(coords: Any, n_atom: int, what: str) -> torch.Tensor:
+    """partial_coords as float [n_atom, 3]: the pipeline refines one structure per call, so only
+    [n_atom, 3] or [1, n_atom, 3] is accepted (InputError otherwise, never a reshape)."""
+    shape = tuple(coords.shape) if torch.is_tensor(coords) else None
+    if shape not in ((n_atom, 3), (1, n_atom, 3)):
+        got = shape if shape is not None else type(coords).__name__
+        raise InputError(f"partial_coords must be [{n_atom}, 3] or [1, {n_atom}, 3] for {what} (one structure "
+                         f"per call with structure features), got {got}")
+    return coords.reshape(n_atom, 3).float()
 
 
 def _given_coords(feats: Features) -> torch.Tensor:
@@ -67,28 +75,6 @@ def _with_coords(feats: Features, coords: torch.Tensor) -> Features:
     tensors["coords"] = torch.where(given[:, None], coords, torch.zeros_like(coords))
     tensors["atom_present_mask"] = given.float()
     return Features(tensors=tensors, layout=feats.layout, notes=list(feats.notes))
-
-
-def pipeline_settings(stage_d: Mapping[str, Any]) -> PipelineSettings:
-    """The pipeline's settings from a resolved model.stageD mapping."""
-    from rnadiff.diffusion.guidance import GuidanceConfig
-
-    inf, minim = stage_d["inference"], stage_d["energy_minimization"]
-    smp = {k: v for k, v in inf["sampling"].items() if k not in ("diffusion_chunk_size", "inplace_safe")}
-    minimization = None
-    if minim["enabled"]:
-        from rnadiff.minimize import MinimizationConfig
-
-        minimization = MinimizationConfig.from_dict(minim)
-    guidance = GuidanceConfig.from_mapping(stage_d["guidance"])
-    return PipelineSettings(
-        n_samples=int(inf["N_sample"]), num_steps=int(inf["num_steps"]), seed=int(inf["seed"]),
-        max_sequence_length=int(stage_d["memory"]["max_sequence_length"]),
-        start_sigma=inf["refinement"]["start_sigma"] if inf["refinement"]["start_fraction"] is None else None,
-        start_fraction=inf["refinement"]["start_fraction"], sampling={**smp, "temperature": inf["temperature"]},
-        schedule={k: stage_d["schedule"][k] for k in ("s_max", "s_min", "p")},
-        diffusion_chunk_size=inf["sampling"]["diffusion_chunk_size"],
-        guidance=guidance if guidance.enabled else None, minimization=minimization)
 
 
 def run_stage(config: DiffusionConfig, *, manager: ProtenixDiffusionManager | None = None,
@@ -110,8 +96,9 @@ def run_stage(config: DiffusionConfig, *, manager: ProtenixDiffusionManager | No
         manager.hold_weights_for_inference()  # an inference-only manager: cast the weights once
     if isinstance(feats, Features):
         if coords is not None and isinstance(config.input_features, Features):
-            feats = _with_coords(feats, torch.as_tensor(coords).reshape(-1, 3).float())
-        pipeline = StagePipeline(manager.conditioning(), pipeline_settings(manager.config))
+            feats = _with_coords(feats, _one_structure(coords, feats["coords"].shape[0], "input_features' atoms"))
+        settings = pipeline_settings(manager.config, finish_options(config.finish))
+        pipeline = StagePipeline(manager.conditioning(), settings)
         result = pipeline.run(feats, trunk=tuple(t.to(manager.device) for t in trunk))
         return StageOutput(coordinates=torch.from_numpy(result.samples).float(), result=result)
     if manager.config["energy_minimization"]["enabled"]:

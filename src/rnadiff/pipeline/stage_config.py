@@ -1,5 +1,7 @@
-"""The stage's configuration: `model.stageD` resolved against the packaged defaults, and the
-seed's `DiffusionConfig` container that `rnadiff.pipeline.runner.run_stage` consumes."""
+"""The stage's configuration: `model.stageD` resolved against the packaged defaults, the seed's
+`DiffusionConfig` container that `rnadiff.pipeline.runner.run_stage` consumes, and
+`pipeline_settings`, the one place where a configuration becomes `PipelineSettings` (for
+`rnadiff refine` and `run_stage` alike)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -11,11 +13,15 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rnadiff.config import CONFIG_DIR, validate
-from rnadiff.config.schema import DENOISER_KEYS, StageD, typed
+from rnadiff.config.schema import DENOISER_KEYS, RefineGroup, StageD, typed
 from rnadiff.errors import ConfigError
+from rnadiff.pipeline.stage import PipelineSettings
 
 MODULE_KEYS = DENOISER_KEYS  # DiffusionModule constructor arguments at the top of model.stageD
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The groups of config/standalone_refine/default.yaml that say how a sample is started, anchored
+# and finished (schema: rnadiff.config.schema.RefineGroup).
+FINISH_GROUPS = ("start", "anchoring", "postprocess")
 
 
 @dataclass
@@ -38,6 +44,9 @@ class DiffusionConfig:
     device: str = "cpu"
     input_features: Any = None
     debug_logging: bool = False
+    # Overrides of the start / anchoring / postprocess groups (`finish_options`), e.g.
+    # {"postprocess": {"rank": False}}; the packaged `rnadiff refine` defaults otherwise.
+    finish: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.mode not in ("inference", "train"):
@@ -68,3 +77,54 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
         both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
         out[key] = deep_merge(out[key], value) if both else value
     return out
+
+
+def finish_options(overrides: Mapping[str, Any] | None = None) -> Any:
+    """The start / anchoring / postprocess groups: the packaged defaults that `rnadiff refine`
+    composes (config/standalone_refine/default.yaml) merged with `overrides`, typed (ConfigError on
+    an unknown key or a wrong type)."""
+    packaged = OmegaConf.load(CONFIG_DIR / "standalone_refine" / "default.yaml")
+    groups = OmegaConf.merge({k: packaged[k] for k in FINISH_GROUPS}, dict(overrides or {}))
+    return typed(groups, RefineGroup)
+
+
+def pipeline_settings(stage_d: Mapping[str, Any], options: Any = None, *, n_samples: int | None = None,
+                      num_steps: int | None = None, seed: int | None = None, noisy_input: bool = False,
+                      given_tolerance: float = 0.0, guidance: bool = True, minimize: bool = False,
+                      explicit_start: bool = False) -> PipelineSettings:
+    """PipelineSettings from a resolved model.stageD mapping and the finish groups (`options`,
+    default `finish_options()`).
+
+    n_samples / num_steps / seed default to model.stageD.inference's. noisy_input lets the given
+    atoms move (else they stay within given_tolerance Å) and switches off the guidance's pull towards them (noisy positions
+    are not a target); guidance=False switches the guidance off; minimize turns the energy
+    minimization on; explicit_start (a model.stageD.inference.refinement.* override) applies that
+    start level to every input instead of starting dense inputs at start.dense_sigma."""
+    from rnadiff.diffusion.guidance import GuidanceConfig
+
+    options = finish_options() if options is None else options
+    inf, minim = stage_d["inference"], dict(stage_d["energy_minimization"])
+    smp = {k: v for k, v in inf["sampling"].items() if k not in ("diffusion_chunk_size", "inplace_safe")}
+    section = deep_merge(stage_d["guidance"], {"potentials": {"given": {"weight": 0.0}}} if noisy_input else {})
+    guide = GuidanceConfig.from_mapping(section)
+    minimization = None
+    if minimize or minim["enabled"]:
+        from rnadiff.minimize import MinimizationConfig
+
+        minimization = MinimizationConfig.from_dict({**minim, "enabled": True})
+    return PipelineSettings(
+        n_samples=int(inf["N_sample"] if n_samples is None else n_samples),
+        num_steps=int(inf["num_steps"] if num_steps is None else num_steps),
+        seed=int(inf["seed"]) if seed is None else seed,
+        max_sequence_length=int(stage_d["memory"]["max_sequence_length"]),
+        start_sigma=inf["refinement"]["start_sigma"], start_fraction=inf["refinement"]["start_fraction"],
+        sampling={**smp, "temperature": inf["temperature"]},
+        dense_start_sigma=None if explicit_start else options.start.dense_sigma,
+        dense_fraction=options.start.dense_fraction,
+        schedule={k: stage_d["schedule"][k] for k in ("s_max", "s_min", "p")},
+        diffusion_chunk_size=inf["sampling"]["diffusion_chunk_size"],
+        anchor_strength=options.anchoring.strength, anchor_until_sigma=options.anchoring.until_sigma,
+        regularize=options.postprocess.regularize, regularize_tether=options.postprocess.tether,
+        regularize_iterations=options.postprocess.max_iter, regularize_pairs=options.postprocess.base_pairs,
+        rank_samples=options.postprocess.rank, given_tolerance=None if noisy_input else float(given_tolerance),
+        guidance=guide if guidance and guide.enabled else None, minimization=minimization)
