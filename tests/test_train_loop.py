@@ -136,3 +136,14 @@ def test_ema_is_current_when_checkpoint_callbacks_run(chains):
     for k in moved:
         assert not torch.equal(seen[0][k], before[k]), k  # the update had happened ...
         torch.testing.assert_close(seen[0][k], expected[k], rtol=0, atol=1e-7)  # ... and was this step's
+
+
+def test_a_checkpoint_saved_during_validation_holds_one_copy_of_the_weights():
+    """ModelCheckpoint saves best.ckpt inside validation, while the EMA copy validation runs with
+    exists: that copy must not be a submodule, or best.ckpt carries a second set of weights
+    ("_ema_model.*") that a strict resume from it refuses."""
+    module = _module()
+    keys = set(module.state_dict())
+    module.on_validation_start()
+    assert set(module.state_dict()) == keys and all(k.startswith("model.") for k in keys)
+    module.on_validation_end()

@@ -53,7 +53,10 @@ class RefinementLightning(pl.LightningModule):
         self.chunk = tr.get("diffusion_chunk_size")
         self.seed = int(seed)
         self.ema = ExponentialMovingAverage(self.model, float(tr["ema_decay"]))
-        self._ema_model: RefinementModel | None = None  # built at validation start, not a submodule
+        # The EMA weights validation runs with, built at its start and dropped at its end. A plain
+        # dict, so the copy is not registered as a submodule: it was, and best.ckpt (saved inside
+        # validation) carried a second copy of the weights that a strict resume from it refuses.
+        self._validation_models: dict[str, RefinementModel] = {}
 
     # -- loss -----------------------------------------------------------------------------------
     def example_loss(self, model: RefinementModel, ex: Example, generator: torch.Generator
@@ -100,13 +103,13 @@ class RefinementLightning(pl.LightningModule):
         self.ema.update(self.model)
 
     def on_validation_start(self) -> None:
-        self._ema_model = self.ema.averaged_copy(self.model).eval()
+        self._validation_models["ema"] = self.ema.averaged_copy(self.model).eval()
 
     def on_validation_end(self) -> None:
-        self._ema_model = None
+        self._validation_models.clear()
 
     def validation_step(self, batch: list[Example], batch_idx: int) -> torch.Tensor:
-        model = self._ema_model if self._ema_model is not None else self.model
+        model = self._validation_models.get("ema", self.model)
         loss, parts = self._batch_loss(model, batch, make_generator(self.seed, 5, batch_idx))
         # sync_dist: under DDP every rank validates its own shard; the logged value (and the best-
         # checkpoint choice made from it) is the mean over ranks, not rank 0's shard alone.
