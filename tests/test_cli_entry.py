@@ -28,3 +28,25 @@ def test_user_error_is_one_line_exit_2(tmp_path):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing.pdb" in lines[0] and "Traceback" not in out.stderr
+
+
+def _one_line_error(out: subprocess.CompletedProcess, *names: str) -> None:
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert len(lines) == 1 and all(n in lines[0] for n in names), out.stderr
+
+
+def test_outputs_that_cannot_be_written_are_one_line_errors_before_any_output(tmp_path):
+    """A report folder that does not exist fails before the minimization (no --out written); a
+    demo folder that is a file fails before training (it used to be a FileExistsError traceback)."""
+    from tests.train_helpers import EXAMPLES
+
+    out_pdb = tmp_path / "min.pdb"
+    out = _run("minimize", str(EXAMPLES / "1f27_B.pdb"), "--out", str(out_pdb),
+               "--report", str(tmp_path / "nowhere" / "report.json"))
+    _one_line_error(out, "--report", "nowhere")
+    assert out.returncode == 2 and not out_pdb.exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    _one_line_error(_run("demo", "--out", str(blocker), "--steps", "1"), "a_file")
+    _one_line_error(_run("demo", "--out", str(tmp_path / "d"), "--threads", "-1"), "--threads")

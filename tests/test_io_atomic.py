@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnadiff.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from rnadiff.errors import OutputError
+from rnadiff.io.atomic import atomic_write, atomic_write_bytes, atomic_write_dir, atomic_write_text
 
 
 def test_writes_replace_whole_files(tmp_path):
@@ -28,7 +29,7 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_write(target, half_then_fail)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OutputError, match="missing/x.txt: cannot write it"):
         atomic_write_text(tmp_path / "missing" / "x.txt", "x", make_parents=False)
 
 
@@ -51,3 +52,15 @@ def test_directory_write_replaces_whole_or_keeps_the_old(tmp_path):
     atomic_write_dir(target, lambda d: (d / "b.txt").write_text("new"))
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporaries left beside it
+
+
+def test_atomic_writes_name_the_target_they_cannot_write(tmp_path):
+    """The one atomic writer turns an operating-system failure into an OutputError naming the
+    target (the CLI's one-line error), for files and folders alike."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="a_file/out.json: cannot write"):
+        atomic_write_text(blocker / "out.json", "{}")
+    with pytest.raises(OutputError, match="a_file/samples: cannot write"):
+        atomic_write_dir(blocker / "samples", lambda tmp: None)
+    assert blocker.read_text() == "x"

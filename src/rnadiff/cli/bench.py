@@ -73,6 +73,8 @@ def _check(args) -> None:
         raise ConfigError("lengths and --samples must be positive")
     if any(n < 1 for n in (args.refine_samples or [1])) or args.e2e_repeats < 1 or args.minimize_noise < 0:
         raise ConfigError("--refine-samples and --e2e-repeats must be positive, --minimize-noise >= 0")
+    if args.repeats < 1 or (args.threads is not None and args.threads < 1):
+        raise ConfigError("--repeats and --threads must be positive")
     for path in (args.refine_inputs or []) + (args.minimize_inputs or []):
         if not Path(path).is_file():
             raise ConfigError(f"{path}: no such file")

@@ -28,6 +28,10 @@ def run(args) -> int:
 
     if args.steps < 1 or args.samples < 1 or args.sampling_steps < 1:
         raise ConfigError("--steps, --samples and --sampling-steps must be positive")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_demo(

@@ -5,8 +5,10 @@ Each command module defines `register(subparsers)` (adds its sub-parser and sets
 others get a placeholder sub-parser carrying their one-line help, so `rnadiff --help` and the
 start of every command never pay for torch, gemmi or Hydra imports they do not use.
 
-User-caused failures (`RnadiffError`) print a single line on stderr and exit with code 2;
-tracebacks are only shown with `--debug`. A reader that closes the pipe early
+User-caused failures (`RnadiffError`) print a single line on stderr and exit with code 2; an
+operating-system error that no command turned into one (a file that cannot be read or written)
+prints its one line with the file's name and exits with code 1; tracebacks are only shown with
+`--debug`. A reader that closes the pipe early
 (`rnadiff evaluate A B | head -1`) ends the command quietly with exit code 141 (128 + SIGPIPE,
 what a shell reports for a tool stopped by a closed pipe).
 """
@@ -35,6 +37,7 @@ COMMANDS = {
 COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())
 
 EXIT_OK = 0
+EXIT_OS_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141
 
@@ -99,6 +102,14 @@ def _dispatch(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("rnadiff: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # main() ends quietly on a closed pipe
+    except OSError as exc:
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rnadiff: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_OS_ERROR
 
 
 def _silence_stdout() -> None:

@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     report_path = Path(args.report) if args.report else None
     if report_path is not None and report_path.exists() and not args.overwrite:
         raise OutputError(f"{report_path} exists (use --overwrite to replace it)")
+    for option, target in (("--out", Path(args.out)), ("--report", report_path)):
+        # checked before the minimization, so that no output is written when another cannot be
+        if target is not None and not target.parent.is_dir():
+            why = "is not a directory" if target.parent.exists() else "does not exist"
+            raise OutputError(f"{option} {target}: cannot write it ({target.parent} {why})")
     report = minimize_file(args.input, args.out, config, overwrite=args.overwrite)
     text = json.dumps(json_safe(report), indent=2)
     if report_path is not None:

@@ -2,7 +2,8 @@
 folder) beside the target, written, flushed to disk, then moved over the target with os.replace.
 
 A reader never sees a half-written file or folder, and an interrupted write leaves the old one (if
-any) untouched.
+any) untouched. An operating-system failure (a missing or read-only folder, a full disk) is an
+`OutputError` naming the target, so commands report it in one line.
 """
 from __future__ import annotations
 
@@ -13,12 +14,28 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from rnadiff.errors import OutputError
+
+
+@contextlib.contextmanager
+def _output_errors(path: Path):
+    """OSError -> OutputError naming the target (the cause stays chained for --debug)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write it ({exc.strerror or exc})") from exc
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, make_parents: bool = True) -> Path:
     """Call write(tmp_path) on a temporary file beside `path`, then move it into place.
 
     For writers that want a file name (gemmi, safetensors, torch.save)."""
     path = Path(path)
+    with _output_errors(path):
+        return _atomic_write(path, write, make_parents)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None], make_parents: bool) -> Path:
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -57,6 +74,11 @@ def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None], *, 
     An existing folder at `path` is first moved aside and removed only after the new one is in
     place, so at every moment `path` is either the complete old or the complete new folder."""
     path = Path(path)
+    with _output_errors(path):
+        return _atomic_write_dir(path, write, mode)
+
+
+def _atomic_write_dir(path: Path, write: Callable[[Path], None], mode: int) -> Path:
     tmp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     old = None
     try:
