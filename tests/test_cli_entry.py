@@ -50,3 +50,13 @@ def test_outputs_that_cannot_be_written_are_one_line_errors_before_any_output(tm
     blocker.write_text("x")
     _one_line_error(_run("demo", "--out", str(blocker), "--steps", "1"), "a_file")
     _one_line_error(_run("demo", "--out", str(tmp_path / "d"), "--threads", "-1"), "--threads")
+
+
+def test_training_tools_report_errors_in_one_line(tmp_path):
+    """`python -m rnadiff.train.export` (the command scripts/ run) ends a bad checkpoint path with
+    rnadiff's one-line error and exit code 2, not a traceback."""
+    out = subprocess.run([sys.executable, "-m", "rnadiff.train.export", str(tmp_path / "none.ckpt"), str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    _one_line_error(out, "none.ckpt")
+    assert not (tmp_path / "o").exists()

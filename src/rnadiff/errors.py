@@ -6,6 +6,8 @@ exception is a bug in rnadiff.
 """
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from os import PathLike
 
 
@@ -45,3 +47,30 @@ class CheckpointError(RnadiffError):
 
 class OutputError(RnadiffError):
     """An output location that cannot be written, or that exists and may not be overwritten."""
+
+
+EXIT_ERROR = 2  # an RnadiffError
+EXIT_OS_ERROR = 1  # an operating-system error no command turned into an RnadiffError
+
+
+def exit_code_of(main: Callable[[], int | None], prog: str, debug: bool = False) -> int:
+    """Run `main()` as a command (`rnadiff`, `python -m rnadiff.train.export`, ...): an
+    RnadiffError is one line on stderr and EXIT_ERROR, an operating-system error (a file that
+    cannot be read or written) one line with the file's name and EXIT_OS_ERROR; debug re-raises
+    them for the traceback. A closed pipe (BrokenPipeError) and any other exception propagate:
+    the first is the caller's to end quietly, the second is a bug."""
+    try:
+        return int(main() or 0)
+    except RnadiffError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_OS_ERROR

@@ -21,7 +21,7 @@ import os
 import sys
 
 from rnadiff import __version__
-from rnadiff.errors import RnadiffError
+from rnadiff.errors import EXIT_ERROR, exit_code_of
 
 # command -> (module under rnadiff.cli, one-line help), in the order `rnadiff --help` lists them.
 # The help text is the module's own (tests/test_cli_lazy.py checks they stay equal).
@@ -37,8 +37,7 @@ COMMANDS = {
 COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())
 
 EXIT_OK = 0
-EXIT_OS_ERROR = 1
-EXIT_USAGE = 2
+EXIT_USAGE = EXIT_ERROR
 EXIT_BROKEN_PIPE = 141
 
 
@@ -93,23 +92,10 @@ def _dispatch(argv: list[str]) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args) or EXIT_OK)
-    except RnadiffError as exc:
-        if args.debug:
-            raise
-        print(f"rnadiff: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_code_of(lambda: args.func(args), "rnadiff", debug=args.debug)
     except KeyboardInterrupt:
         print("rnadiff: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        raise  # main() ends quietly on a closed pipe
-    except OSError as exc:
-        if args.debug:
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"rnadiff: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return EXIT_OS_ERROR
 
 
 def _silence_stdout() -> None:

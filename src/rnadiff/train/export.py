@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from rnadiff.checkpoints.refinement import model_from_lightning_checkpoint, save_refinement_checkpoint
+from rnadiff.errors import exit_code_of
 
 
 def export_lightning_checkpoint(path, out, *, use_ema: bool = True, overwrite: bool = False,
@@ -39,4 +40,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    sys.exit(main())
+    sys.exit(exit_code_of(main, "python -m rnadiff.train.export"))

@@ -25,6 +25,7 @@ from torch import nn
 
 from rnadiff.chem.pair_classifier import N_FEATURES, PairClassifier
 from rnadiff.chem.pairing import candidate_features, match_pairs
+from rnadiff.errors import exit_code_of
 from rnadiff.io.atomic import atomic_write_dir
 from rnadiff.train.data import load_records
 from rnadiff.train.examples import make_generator
@@ -166,4 +167,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_code_of(main, "python -m rnadiff.train.pair_classifier"))
