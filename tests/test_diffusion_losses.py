@@ -5,7 +5,6 @@ import torch
 from rnadiff.diffusion.losses import (
     bond_loss_dense,
     bond_loss_sparse,
-    edm_loss_scale,
     lddt_pair_index,
     lddt_pair_mask_dense,
     mse_atom_weight,
@@ -13,6 +12,7 @@ from rnadiff.diffusion.losses import (
     smooth_lddt_loss_sparse,
     weighted_mse_loss,
 )
+from rnadiff.model.edm import loss_weight
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_mse_loss_matches_golden(case):
     w = mse_atom_weight(is_rna=f["is_rna"], is_dna=f["is_dna"], is_ligand=f["is_ligand"],
                         coordinate_mask=L["coordinate_mask"])
     torch.testing.assert_close(w, L["mse_atom_weight"])
-    scale = edm_loss_scale(case["sigma"], 16.0)
+    scale = loss_weight(case["sigma"], 16.0)
     torch.testing.assert_close(scale, L["per_sample_scale"])
     scaled, aligned = weighted_mse_loss(case["pred"], case["true"], coordinate_mask=L["coordinate_mask"],
                                         atom_weight=w, per_sample_scale=scale)

@@ -3,6 +3,7 @@ volumes (a mirror flips them), neighbour search against brute force."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from rnadiff.geometry import (
@@ -64,3 +65,17 @@ def test_neighbor_pairs_equal_brute_force():
     d = np.linalg.norm(x[:, None] - x[None], axis=-1)
     bi, bj = np.nonzero(np.triu(d < 3.0, k=1))
     assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(bi.tolist(), bj.tolist()))
+
+
+def test_dihedral_signs_and_the_batched_form_agree():
+    """IUPAC convention: cis 0°, trans 180°, a clockwise turn of the far bond seen down b->c is
+    positive; the one-quadruple form is the batched one."""
+    from rnadiff.geometry.dihedral import dihedral, dihedral4
+
+    a, b, c = np.array([1.0, 0, 0]), np.zeros(3), np.array([0, 0, 1.0])
+    assert dihedral(a, b, c, np.array([1.0, 0, 1])) == pytest.approx(0.0)
+    assert abs(dihedral(a, b, c, np.array([-1.0, 0, 1]))) == pytest.approx(180.0)
+    assert dihedral(a, b, c, np.array([0, 1.0, 1])) == pytest.approx(90.0)
+    assert dihedral(a, b, c, np.array([0, -1.0, 1])) == pytest.approx(-90.0)
+    quads = np.random.default_rng(0).normal(size=(4, 50, 3))
+    assert dihedral4(*quads).tolist() == [dihedral(*q) for q in quads.transpose(1, 0, 2)]

@@ -9,7 +9,8 @@ import pytest
 from rnadiff.errors import ConfigError
 from rnadiff.metrics import AtomTable
 from rnadiff.minimize.config import MinimizationConfig
-from rnadiff.minimize.phosphate import place, torsion
+from rnadiff.geometry.dihedral import dihedral
+from rnadiff.minimize.phosphate import place
 from rnadiff.minimize.prepare import prepare
 
 ENTRY = "clean_entry/rsrnasp_train/5V1K.pdb"  # 2 chains x 11 nt, 5BU in each, a break in each
@@ -98,7 +99,7 @@ def test_nerf_place_reproduces_geometry():
     assert np.linalg.norm(d - c) == pytest.approx(1.6)
     u, w = b - c, d - c
     assert np.degrees(np.arccos(u @ w / np.linalg.norm(u) / np.linalg.norm(w))) == pytest.approx(110.0)
-    assert torsion(a, b, c, d) == pytest.approx(-65.0)
+    assert dihedral(a, b, c, d) == pytest.approx(-65.0)
 
 
 def test_minimize_cli_refuses_to_overwrite(rna_dev_dir, tmp_path, capsys):

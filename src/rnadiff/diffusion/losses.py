@@ -21,11 +21,6 @@ from rnadiff.diffusion.alignment import weighted_rigid_align
 LDDT_THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
 
 
-def edm_loss_scale(sigma: torch.Tensor, sigma_data: float = 16.0) -> torch.Tensor:
-    """(σ² + σd²)/(σ·σd)², the per-sample weight of the diffusion losses."""
-    return (sigma**2 + sigma_data**2) / (sigma_data * sigma) ** 2
-
-
 def mse_atom_weight(
     *,
     is_rna: torch.Tensor,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rnadiff.model import edm
+
 
 @dataclass(frozen=True)
 class DiffusionSchedule:
@@ -70,6 +72,5 @@ class DiffusionSchedule:
         return sigma.to(device=device if device is not None else sigma.device, dtype=dtype)
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """EDM loss weight (σ² + σd²)/(σ·σd)² (AF3 eq. 6)."""
-        sd = self.sigma_data
-        return (sigma**2 + sd**2) / (sd * sigma) ** 2
+        """EDM loss weight (σ² + σd²)/(σ·σd)² (AF3 eq. 6) at this schedule's σ_data."""
+        return edm.loss_weight(sigma, self.sigma_data)

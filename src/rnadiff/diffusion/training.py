@@ -25,13 +25,13 @@ from rnadiff.diffusion.augmentation import centre_random_augmentation, uniform_r
 from rnadiff.diffusion.losses import (
     bond_loss_dense,
     bond_loss_sparse,
-    edm_loss_scale,
     lddt_pair_index,
     mse_atom_weight,
     smooth_lddt_loss_sparse,
     weighted_mse_loss,
 )
 from rnadiff.diffusion.schedule import DiffusionSchedule
+from rnadiff.model.edm import loss_weight
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -108,7 +108,7 @@ def diffusion_loss(
     `bond_mask [N, N]`. Smooth lDDT always uses pair lists (no N×N tensor).
     Returns (total [], metrics with detached mse_loss, smooth_lddt_loss, bond_loss, loss).
     """
-    scale = edm_loss_scale(sigma, sigma_data)  # [..., S]
+    scale = loss_weight(sigma, sigma_data)  # [..., S]
     w = mse_atom_weight(is_rna=is_rna, is_dna=is_dna, is_ligand=is_ligand, coordinate_mask=coordinate_mask,
                         weight_rna=weights.weight_rna, weight_dna=weights.weight_dna,
                         weight_ligand=weights.weight_ligand)

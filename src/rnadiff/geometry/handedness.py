@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnadiff.geometry.dihedral import dihedral4
 from rnadiff.geometry.neighbors import neighbor_pairs
 from rnadiff.geometry.volumes import signed_volumes
 
@@ -96,17 +97,6 @@ def _verdict(score: float, evidence: int, method: str) -> Handedness:
     if evidence < MIN_EVIDENCE or abs(score) < DECISION_LOG_ODDS:
         return Handedness(UNDECIDABLE, float(score), int(evidence), method)
     return Handedness(RIGHT if score > 0 else LEFT, float(score), int(evidence), method)
-
-
-def dihedral4(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> np.ndarray:
-    """IUPAC dihedrals (degrees, right-handed helix > 0) of point quadruples, each [k, 3]."""
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / np.maximum(np.linalg.norm(b1, axis=-1, keepdims=True), 1e-12)
-    v = b0 - np.einsum("ij,ij->i", b0, b1)[:, None] * b1
-    w = b2 - np.einsum("ij,ij->i", b2, b1)[:, None] * b1
-    x = np.einsum("ij,ij->i", v, w)
-    y = np.einsum("ij,ij->i", np.cross(b1, v), w)
-    return np.degrees(np.arctan2(y, x))
 
 
 def dihedrals(points: np.ndarray) -> np.ndarray:
@@ -237,4 +227,4 @@ def reflect(coords: np.ndarray, axis: int = 0, center: np.ndarray | None = None)
 
 
 __all__ = ["Handedness", "RIGHT", "LEFT", "UNDECIDABLE", "detect_handedness", "sugar_handedness",
-           "trace_handedness", "dihedrals", "dihedral4", "stem_dihedrals", "reflect"]
+           "trace_handedness", "dihedrals", "stem_dihedrals", "reflect"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnadiff.metrics.interactions import dihedral
+from rnadiff.geometry.dihedral import dihedral
 from rnadiff.chem.vocab import GLYCOSIDIC_N
 from rnadiff.metrics.nucleotides import Nucleotides
 from rnadiff.metrics.restraints import LINK_MAX

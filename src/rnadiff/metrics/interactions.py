@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from rnadiff.chem.vocab import GLYCOSIDIC_N
+from rnadiff.geometry.dihedral import dihedral
 from rnadiff.metrics.nucleotides import Nucleotides
 
 HBOND_POLAR_MAX = 3.5  # Å, N/O donor to acceptor
@@ -116,15 +117,6 @@ def cis_or_trans(nts: Nucleotides, i: int, j: int) -> str | None:
     if any(p is None for p in pts):
         return None
     return "c" if abs(dihedral(*pts)) < 90.0 else "t"
-
-
-def dihedral(p0, p1, p2, p3) -> float:
-    """Torsion angle in degrees (IUPAC sign)."""
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / max(float(np.linalg.norm(b1)), 1e-12)
-    v = b0 - np.dot(b0, b1) * b1
-    w = b2 - np.dot(b2, b1) * b1
-    return float(np.degrees(np.arctan2(np.dot(np.cross(b1, v), w), np.dot(v, w))))
 
 
 def find_base_pairs(nts: Nucleotides) -> list[Pair]:

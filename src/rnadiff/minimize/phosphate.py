@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnadiff.chem.library import get_template
+from rnadiff.geometry.dihedral import dihedral
 
 GROUP = ("P", "OP1", "OP2", "OP3")
 
@@ -26,14 +27,6 @@ def place(a: np.ndarray, b: np.ndarray, c: np.ndarray, bond: float, angle_deg: f
     ang, tor = np.radians(angle_deg), np.radians(torsion_deg)
     d2 = np.array([-bond * np.cos(ang), bond * np.sin(ang) * np.cos(tor), bond * np.sin(ang) * np.sin(tor)])
     return c + d2[0] * bc + d2[1] * m + d2[2] * n
-
-
-def torsion(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> float:
-    b0, b1, b2 = a - b, c - b, d - c
-    b1 = b1 / np.linalg.norm(b1)
-    v = b0 - np.dot(b0, b1) * b1
-    w = b2 - np.dot(b2, b1) * b1
-    return float(np.degrees(np.arctan2(np.dot(np.cross(b1, v), w), np.dot(v, w))))
 
 
 def _ideal(tmpl, kind: str, names: tuple[str, ...]) -> float:
@@ -59,16 +52,16 @@ def rebuild_5p_group(parent: str, new: dict[str, np.ndarray], old: dict[str, np.
     ideal = np.asarray(tmpl.ideal_coords, float)
     c4, c5, o5 = new["C4'"], new["C5'"], new["O5'"]
     out = {"P": place(c4, c5, o5, _ideal(tmpl, "bond", ("O5'", "P")), _ideal(tmpl, "angle", ("C5'", "O5'", "P")),
-                      torsion(old["C4'"], old["C5'"], old["O5'"], old["P"]))}
+                      dihedral(old["C4'"], old["C5'"], old["O5'"], old["P"]))}
     ref = next((n for n in ("OP1", "OP2", "OP3") if n in old), None)
     if ref is None:
         return out
-    base_tor = torsion(old["C5'"], old["O5'"], old["P"], old[ref])
-    ideal_ref = torsion(*(ideal[tmpl.index[n]] for n in ("C5'", "O5'", "P", ref)))
+    base_tor = dihedral(old["C5'"], old["O5'"], old["P"], old[ref])
+    ideal_ref = dihedral(*(ideal[tmpl.index[n]] for n in ("C5'", "O5'", "P", ref)))
     for name in ("OP1", "OP2", "OP3"):
         if name not in old or not tmpl.has(name):
             continue
-        offset = torsion(*(ideal[tmpl.index[n]] for n in ("C5'", "O5'", "P", name))) - ideal_ref
+        offset = dihedral(*(ideal[tmpl.index[n]] for n in ("C5'", "O5'", "P", name))) - ideal_ref
         out[name] = place(c5, o5, out["P"], _ideal(tmpl, "bond", ("P", name)),
                           _ideal(tmpl, "angle", ("O5'", "P", name)), base_tor + offset)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from rnadiff.model.edm import c_noise
 from rnadiff.model.embedders import FourierEmbedding, RelativePositionEncoding
 from rnadiff.model.primitives import LinearNoBias, layer_norm
 from rnadiff.model.transition import Transition
@@ -78,7 +79,7 @@ class DiffusionConditioning(nn.Module):
 
     def single(self, t_hat: torch.Tensor, single_base: torch.Tensor) -> torch.Tensor:
         """t_hat [..., S], single_base [..., N, c_s] -> [..., S, N, c_s]."""
-        noise = self.fourier_embedding(torch.log(t_hat / self.sigma_data) / 4).to(single_base.dtype)
+        noise = self.fourier_embedding(c_noise(t_hat, self.sigma_data)).to(single_base.dtype)
         s = single_base.unsqueeze(-3) + self.linear_no_bias_n(self.layernorm_n(noise)).unsqueeze(-2)
         return _two_residual_transitions(s, self.transition_s1, self.transition_s2)
 
