@@ -77,7 +77,7 @@ def minimize_row(path: Path, noise: float = 0.5, seed: int = 0, config: Any = No
     """`minimize_structure` on `path` with `noise` Å of Gaussian noise on every atom (seeded)."""
     from rnadiff.metrics.atoms import AtomTable
     from rnadiff.metrics.report import structure_quality
-    from rnadiff.geometry import kabsch
+    from rnadiff.metrics.superpose import rmsd_coords
     from rnadiff.minimize import minimize_structure
 
     clean = AtomTable.from_file(str(path)).heavy()
@@ -89,8 +89,7 @@ def minimize_row(path: Path, noise: float = 0.5, seed: int = 0, config: Any = No
     out = result.coords[noisy.heavy_mask] if len(result.coords) == len(noisy) else result.coords
 
     def rmsd(x: np.ndarray) -> float:
-        rot, shift = kabsch(x, clean.coords)
-        return float(np.sqrt((((x @ rot.T + shift) - clean.coords) ** 2).sum(-1).mean()))
+        return rmsd_coords(x, clean.coords)
 
     before, after = structure_quality(noisy), structure_quality(noisy.with_coords(out))
     keys = ("clashes_per_1000_atoms", "chirality_errors", "link_outliers", "bond_outliers", "angle_outliers")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from rnadiff.chem.pairing import C_GLYCOSIDE_NAMES, HBONDS, complementary_type, is_c_glycoside
+from rnadiff.chem.pairing import C_GLYCOSIDE_NAMES, HBONDS, complementary_type, is_c_glycoside, match_pairs
 
 MIN_HBONDS = {("G", "C"): 2, ("A", "U"): 2, ("G", "U"): 2}
 HBOND_MAX = 3.5  # Å, donor–acceptor
@@ -111,16 +111,12 @@ def canonical_pairs(layout, coords: np.ndarray, present: np.ndarray | None = Non
     if coords.shape != (layout.n_atoms, 3):
         raise ValueError(f"coords must be [{layout.n_atoms}, 3], got {list(coords.shape)}")
     present = np.ones(layout.n_atoms, bool) if present is None else np.asarray(present, bool)
-    found = [p for i, j in _candidate_tokens(layout, coords, present)
-             if (p := _score_pair(layout, coords, present, i, j)) is not None]
-    taken: set[int] = set()
-    kept = []
-    for p in sorted(found, key=lambda p: p.hbond_mean):
-        if p.i in taken or p.j in taken:
-            continue
-        taken.update((p.i, p.j))
-        kept.append(p)
-    return sorted(kept, key=lambda p: (p.i, p.j))
+    found = {(i, j): p for i, j in _candidate_tokens(layout, coords, present)
+             if (p := _score_pair(layout, coords, present, i, j)) is not None}
+    # each token in one pair at most: the shortest mean H-bond first
+    tokens = np.array(list(found), np.int64).reshape(-1, 2)
+    shortest_first = -np.array([p.hbond_mean for p in found.values()])
+    return [found[ij] for ij in match_pairs(tokens, shortest_first, threshold=-np.inf)]
 
 
 def pair_set(pairs: list[BasePair]) -> set[tuple[int, int]]:

@@ -7,10 +7,10 @@ polish minimises too), and Feynman–Kac steering.
 """
 from rnadiff.diffusion.guidance.config import DEFAULT_TERMS, POTENTIALS, GuidanceConfig, SteeringConfig, TermSchedule
 from rnadiff.diffusion.guidance.guide import GuidanceStats, RNAGuidance
-from rnadiff.diffusion.guidance.polish import polish_features_samples, polish_restraints
+from rnadiff.diffusion.guidance.polish import polish_restraints
 from rnadiff.diffusion.guidance.steering import FKSteering, resample_indices
 from rnadiff.diffusion.guidance.terms import GuidanceTerms, build_terms
 
 __all__ = ["DEFAULT_TERMS", "FKSteering", "GuidanceConfig", "GuidanceStats", "GuidanceTerms", "POTENTIALS",
-           "RNAGuidance", "SteeringConfig", "TermSchedule", "build_terms", "polish_features_samples",
+           "RNAGuidance", "SteeringConfig", "TermSchedule", "build_terms",
            "polish_restraints", "resample_indices"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from rnadiff.chem.pair_geometry import PairTemplate, bases_given, pair_template_restraints
 from rnadiff.chem.pairing import prior_pairs, secondary_structure_given
-from rnadiff.chem.regularize import PolishRestraints, PolishSettings, polish_samples
+from rnadiff.chem.regularize import PolishRestraints
 from rnadiff.diffusion.guidance.terms import radii_from_elements
 
 
@@ -62,10 +62,4 @@ def polish_restraints(features: Any, topology: Any = None, pair_weight: float = 
     return PolishRestraints.from_topology(topology, radius, polar, pairs=template, atom_residue=residue)
 
 
-def polish_features_samples(coords: np.ndarray, features: Any, settings: PolishSettings = PolishSettings(),
-                            fixed: np.ndarray | None = None) -> np.ndarray:
-    """coords [S, N, 3] of one structure polished with clashes on (see the module docstring)."""
-    return polish_samples(coords, polish_restraints(features), settings, fixed=fixed)
-
-
-__all__ = ["pair_template", "polish_features_samples", "polish_restraints"]
+__all__ = ["pair_template", "polish_restraints"]
