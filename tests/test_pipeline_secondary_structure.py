@@ -62,6 +62,9 @@ def test_read_secondary_structure_from_text_or_file(tmp_path):
     (tmp_path / "empty.dbn").write_text(">x\n")
     with pytest.raises(InputError, match="empty.dbn"):
         read_secondary_structure(str(tmp_path / "empty.dbn"))
+    for mistyped in (str(tmp_path / "missing.dbn"), "ss.dbn"):  # a path that is not there is not a dot-bracket
+        with pytest.raises(InputError, match="no such secondary-structure file"):
+            read_secondary_structure(mistyped)
 
 
 def test_refine_ss_option(model, tmp_path, capsys):

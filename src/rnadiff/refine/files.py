@@ -44,7 +44,12 @@ def read_secondary_structure(text_or_path: str) -> str:
     '>' header; a sequence line before it is skipped)."""
     path = Path(text_or_path)
     if not path.is_file():
-        return text_or_path.strip()
+        text = text_or_path.strip()
+        # a dot-bracket never holds a path separator or a file suffix: say "no such file" rather
+        # than "unexpected character" for a mistyped --ss path
+        if "/" in text or "\\" in text or Path(text).suffix.lower() in (".dbn", ".txt", ".ss", ".fasta", ".fa", ".ct"):
+            raise InputError("no such secondary-structure file", text)
+        return text
     try:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as exc:
