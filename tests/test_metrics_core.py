@@ -178,3 +178,16 @@ def test_evaluate_cli_prints_json(rna_dev_dir, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["rmsd"] == pytest.approx(0.0, abs=1e-6) and out["lddt"] == 1.0
     assert main(["evaluate", path, str(rna_dev_dir / "nope.pdb")]) == 2
+
+
+def test_atom_table_refuses_coordinates_of_another_shape():
+    """A transposed [3, N] array has N·3 numbers like [N, 3]: it must be refused, not reshaped
+    into a scrambled structure."""
+    from rnadiff.metrics.atoms import AtomTable
+
+    from tests.train_helpers import EXAMPLES
+
+    table = AtomTable.from_file(str(EXAMPLES / "1f27_B.pdb"))
+    assert np.array_equal(table.with_coords(table.coords * 2).coords, table.coords * 2)
+    with pytest.raises(ValueError, match=rf"\[{len(table)}, 3\]"):
+        table.with_coords(table.coords.T.copy())

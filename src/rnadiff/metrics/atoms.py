@@ -141,7 +141,7 @@ class AtomTable:
                 xyz.append(x)
         table = cls._from_rows(rows, xyz)
         if coords is not None:
-            table = table.with_coords(np.asarray(coords, dtype=np.float64).reshape(len(table), 3))
+            table = table.with_coords(coords)
         return table
 
     @classmethod
@@ -162,9 +162,13 @@ class AtomTable:
                          self.atom_names[idx], self.elements[idx], self.coords[idx], b, self.n_water)
 
     def with_coords(self, coords: np.ndarray) -> "AtomTable":
+        """The same atoms at coords [n_atoms, 3] (ValueError for another shape: a transposed or
+        flat array is not reshaped into a scrambled structure)."""
+        coords = np.asarray(coords, dtype=np.float64)
+        if coords.shape != (len(self), 3):
+            raise ValueError(f"coordinates must be [{len(self)}, 3] for this structure's atoms, got {list(coords.shape)}")
         return AtomTable(self.chain_ids, self.res_seqs, self.icodes, self.res_names, self.atom_names,
-                         self.elements, np.asarray(coords, dtype=np.float64).reshape(len(self), 3),
-                         self.b_factors, self.n_water)
+                         self.elements, coords, self.b_factors, self.n_water)
 
     @property
     def heavy_mask(self) -> np.ndarray:
