@@ -120,7 +120,7 @@ def load_records(path: str | os.PathLike | list, *, extract_dir=None, min_length
                 continue
             feats = featurize(st)
             topo: Topology = feats.topology()
-        except (RnadiffError, ValueError, KeyError) as exc:
+        except RnadiffError as exc:  # a bad file; anything else is a bug and must surface
             report.skipped.append((str(f), str(exc)))
             continue
         sequence = "".join(feats.layout.parents)
