@@ -79,7 +79,8 @@ def register(subparsers) -> None:
     p.add_argument("--ss", metavar="DOTBRACKET_OR_FILE",
                    help="secondary structure of the input(s) in dot-bracket ('&' between chains), or a file holding "
                         "it (.dbn: the last line): the model takes these base pairs as given")
-    p.add_argument("--c1-csv", metavar="FILE", help="also write C1' coordinates of all samples (Stanford layout)")
+    p.add_argument("--c1-csv", metavar="FILE", help="also write C1' coordinates of all samples (Stanford layout); when some inputs fail, the "
+                        "table holds the others' rows, the failures are named on stderr and the exit code is 2")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per process (default: the machine's cores, divided among --devices "
