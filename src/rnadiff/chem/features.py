@@ -46,6 +46,7 @@ from rnadiff.chem.topology import Topology, build_topology
 from rnadiff.chem.vocab import (
     BACKBONE_ATOMS,
     FIVE_PRIME_EXTRA_ATOM,
+    GLYCOSIDIC_N,
     N_RESTYPE,
     PHOSPHATE_ATOMS,
     RESTYPE_INDEX,
@@ -120,6 +121,15 @@ def atom_name_codes(ref_atom_name_chars: torch.Tensor) -> torch.Tensor:
 
 
 BACKBONE_NAME_CODES = tuple(atom_name_code(n) for n in (*BACKBONE_ATOMS, FIVE_PRIME_EXTRA_ATOM))
+
+
+def glycosidic_n_mask(features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """[N_atom] bool: each nucleotide's glycosidic N, as vocab.GLYCOSIDIC_N names it (N9 of the
+    purines A and G, N1 of every other residue type)."""
+    codes = atom_name_codes(features["ref_atom_name_chars"])
+    restype = features["restype"].argmax(-1)[features["atom_to_token_idx"].long()]
+    purine = (restype == RESTYPE_INDEX["A"]) | (restype == RESTYPE_INDEX["G"])
+    return torch.where(purine, codes == atom_name_code(GLYCOSIDIC_N["A"]), codes == atom_name_code(GLYCOSIDIC_N["C"]))
 
 
 def backbone_atom_mask(codes: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from rnadiff.chem.features import name_char_codes
+from rnadiff.chem.features import glycosidic_n_mask, name_char_codes
 from rnadiff.chem.library import get_template
 from rnadiff.chem.pair_classifier import ANCHORS, CANDIDATE_RADIUS, PairClassifier, packaged_classifier, pair_features, walk
 from rnadiff.chem.vocab import RESTYPE_INDEX
@@ -147,7 +147,6 @@ def _anchor_positions(features: Mapping[str, torch.Tensor], parents: Sequence[st
     coords = features["coords"].detach().cpu().numpy().astype(np.float64)
     tok = features["atom_to_token_idx"].detach().cpu().numpy()
     n_tok = len(parents)
-    purine = np.array([p in "AG" for p in parents])
 
     def match(name: str) -> np.ndarray:
         return (chars == np.array(name_char_codes(name))).all(-1) & given
@@ -155,7 +154,7 @@ def _anchor_positions(features: Mapping[str, torch.Tensor], parents: Sequence[st
     out = {}
     for anchor in ANCHORS:
         if anchor == "N":
-            sel = (match("N9") & purine[tok]) | (match("N1") & ~purine[tok])
+            sel = glycosidic_n_mask(features).detach().cpu().numpy() & given
         else:
             sel = match(anchor)
         pos = np.zeros((n_tok, 3))

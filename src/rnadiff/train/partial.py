@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnadiff.chem.features import atom_name_code, atom_name_codes, backbone_atom_mask
-from rnadiff.chem.vocab import RESTYPE_INDEX
+from rnadiff.chem.features import atom_name_code, atom_name_codes, backbone_atom_mask, glycosidic_n_mask
 from rnadiff.diffusion.augmentation import uniform_random_rotation
 
 MODES = ("c1", "p", "three_bead", "backbone", "subset", "noisy")
@@ -55,10 +54,7 @@ def mode_mask(mode: str, features: Mapping[str, torch.Tensor], generator: torch.
     if mode == "p":
         return codes == atom_name_code("P")
     if mode == "three_bead":
-        purine = features["restype"].argmax(-1)[features["atom_to_token_idx"].long()]
-        purine = (purine == RESTYPE_INDEX["A"]) | (purine == RESTYPE_INDEX["G"])
-        glycosidic = torch.where(purine, codes == atom_name_code("N9"), codes == atom_name_code("N1"))
-        return (codes == atom_name_code("P")) | (codes == atom_name_code("C4'")) | glycosidic
+        return (codes == atom_name_code("P")) | (codes == atom_name_code("C4'")) | glycosidic_n_mask(features)
     if mode == "backbone":
         return backbone_atom_mask(codes)
     if mode == "subset":
