@@ -23,7 +23,9 @@
 # from step ~27,800 and stopped at ~33,950 for the session's end (val loss 6.82 -> 6.63 at 33,600,
 # still falling ~0.01 per 500 steps). Stage 7 (sessions 7-8): MAX_STEPS=45000, resumed from ~34,050 (to
 # ~36,200 at session 7's end, then on) and stopped at ~42,900 for the benchmarks (val loss 6.63 ->
-# 6.49 at 41,550; ~78 steps/min on one thread of an AVX-512 EPYC). To go on: MAX_STEPS=55000 scripts/train_default_checkpoint.sh
+# 6.49 at 41,550; ~78 steps/min on one thread of an AVX-512 EPYC). Stage 8 (session 9): MAX_STEPS=55000,
+# resumed from ~43,500 and stopped at ~50,250 for the benchmarks (val loss, read with session 8's prior
+# from 43,200 on: 6.475 -> 6.394 at 49,950). To go on: MAX_STEPS=65000 scripts/train_default_checkpoint.sh
 # (it resumes runs/default, or starts from the committed weights where runs/ is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
