@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from rnadiff.chem.features import glycosidic_n_mask, name_char_codes
+from rnadiff.chem.features import atom_name_code, atom_name_codes, glycosidic_n_mask
 from rnadiff.chem.library import get_template
 from rnadiff.chem.pair_classifier import ANCHORS, CANDIDATE_RADIUS, PairClassifier, packaged_classifier, pair_features, walk
 from rnadiff.chem.vocab import RESTYPE_INDEX
@@ -58,11 +58,11 @@ def parent_letters(features: Mapping[str, torch.Tensor]) -> list[str]:
 
 def token_atom_index(features: Mapping[str, torch.Tensor], names: Iterable[str]) -> dict[tuple[int, str], int]:
     """(token, atom name) -> atom index of the named atoms the layout holds."""
-    chars = features["ref_atom_name_chars"].argmax(-1).detach().cpu().numpy()
+    codes = atom_name_codes(features["ref_atom_name_chars"]).detach().cpu().numpy()
     tok = features["atom_to_token_idx"].detach().cpu().numpy()
     index: dict[tuple[int, str], int] = {}
     for name in names:
-        for k in np.nonzero((chars == np.array(name_char_codes(name))).all(-1))[0]:
+        for k in np.nonzero(codes == atom_name_code(name))[0]:
             index[(int(tok[k]), name)] = int(k)
     return index
 
@@ -142,21 +142,16 @@ def parse_dot_bracket(text: str, n_token: int, source: str = "secondary structur
 
 def _anchor_positions(features: Mapping[str, torch.Tensor], parents: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Anchor -> (positions [T, 3], given [T] bool) of the given atoms."""
-    chars = features["ref_atom_name_chars"].argmax(-1).detach().cpu().numpy()  # [N, 4]
+    codes = atom_name_codes(features["ref_atom_name_chars"]).detach().cpu().numpy()  # [N]
     given = features["atom_present_mask"].detach().cpu().numpy() > 0
     coords = features["coords"].detach().cpu().numpy().astype(np.float64)
     tok = features["atom_to_token_idx"].detach().cpu().numpy()
     n_tok = len(parents)
 
-    def match(name: str) -> np.ndarray:
-        return (chars == np.array(name_char_codes(name))).all(-1) & given
-
     out = {}
     for anchor in ANCHORS:
-        if anchor == "N":
-            sel = glycosidic_n_mask(features).detach().cpu().numpy() & given
-        else:
-            sel = match(anchor)
+        named = glycosidic_n_mask(features).detach().cpu().numpy() if anchor == "N" else codes == atom_name_code(anchor)
+        sel = named & given
         pos = np.zeros((n_tok, 3))
         known = np.zeros(n_tok, bool)
         pos[tok[sel]] = coords[sel]

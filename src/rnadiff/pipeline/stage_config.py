@@ -96,10 +96,11 @@ def pipeline_settings(stage_d: Mapping[str, Any], options: Any = None, *, n_samp
     default `finish_options()`).
 
     n_samples / num_steps / seed default to model.stageD.inference's. noisy_input lets the given
-    atoms move (else they stay within given_tolerance Å) and switches off the guidance's pull towards them (noisy positions
-    are not a target); guidance=False switches the guidance off; minimize turns the energy
-    minimization on; explicit_start (a model.stageD.inference.refinement.* override) applies that
-    start level to every input instead of starting dense inputs at start.dense_sigma."""
+    atoms move (else they stay within given_tolerance Å) and switches off the guidance's pull
+    towards them (noisy positions are not a target); guidance=False switches the guidance off;
+    minimize turns the energy minimization on; explicit_start (a
+    model.stageD.inference.refinement.* override) applies that start level to every input instead
+    of starting dense inputs at start.dense_sigma."""
     from rnadiff.diffusion.guidance import GuidanceConfig
 
     options = finish_options() if options is None else options
