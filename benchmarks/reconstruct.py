@@ -77,15 +77,20 @@ def native_pairs(record) -> frozenset:
 
 
 def score(record, feats: Features, coords: np.ndarray, seconds: float) -> dict:
+    """Scores of one model against the native. coords [N_atom, 3] in the native's layout; NaN rows
+    are atoms the model lacks (a tool that rebuilds only the residues its input file names), left
+    out of every measure."""
     native_x = record.features["coords"].numpy()
     present = record.features["atom_present_mask"].numpy() > 0
-    model = build_gemmi_structure(record.layout, coords)
+    built = ~np.isnan(coords).any(-1)
+    coords = np.where(built[:, None], coords, 0.0)
+    model = build_gemmi_structure(record.layout, coords, atom_mask=None if built.all() else built)
     native = build_gemmi_structure(record.layout, native_x, atom_mask=present)
     c = compare_structures(model, native)
-    given = feats["atom_present_mask"].numpy() > 0
+    given = (feats["atom_present_mask"].numpy() > 0) & built
     dev = np.linalg.norm(coords[given] - feats["coords"].numpy()[given], axis=-1)
     ref_pairs = native_pairs(record)
-    model_pairs = pair_set(canonical_pairs(record.layout, coords))
+    model_pairs = pair_set(canonical_pairs(record.layout, coords, built))
     # INF is undefined for a native without canonical pairs (nothing to recover): NaN, left out of means.
     inf = interaction_network_fidelity(model_pairs, ref_pairs) if ref_pairs else float("nan")
     # Non-canonical pairs (residue pair and Leontis–Westhof class must match) and stacking, from
