@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -83,9 +84,16 @@ def finish_options(overrides: Mapping[str, Any] | None = None) -> Any:
     """The start / anchoring / postprocess groups: the packaged defaults that `rnadiff refine`
     composes (config/standalone_refine/default.yaml) merged with `overrides`, typed (ConfigError on
     an unknown key or a wrong type)."""
-    packaged = OmegaConf.load(CONFIG_DIR / "standalone_refine" / "default.yaml")
-    groups = OmegaConf.merge({k: packaged[k] for k in FINISH_GROUPS}, dict(overrides or {}))
+    groups = OmegaConf.merge(_packaged_finish_groups(), dict(overrides or {}))
     return typed(groups, RefineGroup)
+
+
+@lru_cache(maxsize=1)
+def _packaged_finish_groups() -> dict[str, Any]:
+    """The finish groups of config/standalone_refine/default.yaml as plain containers, read once
+    per process (run_stage asks for them per structure)."""
+    packaged = OmegaConf.load(CONFIG_DIR / "standalone_refine" / "default.yaml")
+    return {k: OmegaConf.to_container(packaged[k], resolve=True) for k in FINISH_GROUPS}
 
 
 def pipeline_settings(stage_d: Mapping[str, Any], options: Any = None, *, n_samples: int | None = None,
