@@ -19,6 +19,8 @@ them in the JSON.) Each native is reduced to the given atoms and rebuilt by
 Scores against the native: all-heavy-atom RMSD, all-atom lDDT, canonical base-pair INF
 (`rnadiff.metrics.basepairs`), non-canonical pair and stacking INF (`rnadiff.metrics.validation`), clashes per 1000 atoms, chirality errors, the largest distance of a
 given atom from its input position, and seconds. Tables: means per input kind × length bin.
+`--noise S` displaces every given atom by Gaussian noise of S Å per axis (an upstream model's error;
+the same draw for every method), `--noisy-input` refines as `rnadiff refine --noisy-input`.
 """
 from __future__ import annotations
 
@@ -49,12 +51,18 @@ COLUMNS = ("rmsd", "lddt", "inf_canonical", "inf_non_canonical", "inf_stacking",
            "given_max_dev", "seconds")
 
 
-def reduce_to(record, kind: str) -> Features:
-    """The native's features with only the atoms of `kind` given (same layout as the native)."""
+def reduce_to(record, kind: str, noise: float = 0.0) -> Features:
+    """The native's features with only the atoms of `kind` given (same layout as the native), each
+    given atom displaced by Gaussian noise of `noise` Å per axis when asked (an upstream model's
+    error; seeded by the chain's sequence, so every method sees the same input)."""
     f = dict(record.features)
     given = mode_mask(kind, f, torch.Generator().manual_seed(0)) & (f["atom_present_mask"] > 0)
+    coords = f["coords"]
+    if noise > 0:
+        g = torch.Generator().manual_seed(int(record.seq_md5[:8], 16))
+        coords = coords + noise * torch.randn(coords.shape, generator=g, dtype=coords.dtype)
     f["atom_present_mask"] = given.float()
-    f["coords"] = torch.where(given[:, None], f["coords"], torch.zeros_like(f["coords"]))
+    f["coords"] = torch.where(given[:, None], coords, torch.zeros_like(coords))
     return Features(tensors=f, layout=record.layout, notes=[])
 
 
@@ -106,13 +114,14 @@ def score(record, feats: Features, coords: np.ndarray, seconds: float) -> dict:
             "given_max_dev": float(dev.max()) if len(dev) else 0.0, "seconds": seconds}
 
 
-def refine_settings(samples: int, overrides: list[str]):
-    """Exactly the settings `rnadiff refine --samples N [overrides]` would use."""
+def refine_settings(samples: int, overrides: list[str], noisy_input: bool = False):
+    """Exactly the settings `rnadiff refine --samples N [--noisy-input] [overrides]` would use."""
     from rnadiff.cli import refine as cli_refine
 
     parser = argparse.ArgumentParser()
     cli_refine.register(parser.add_subparsers())
-    args = parser.parse_args(["refine", "input.pdb", "--out", "unused", "--samples", str(samples)])
+    flags = ["--noisy-input"] if noisy_input else []
+    args = parser.parse_args(["refine", "input.pdb", "--out", "unused", "--samples", str(samples), *flags])
     return cli_refine.settings_from(args, list(overrides))
 
 
@@ -137,13 +146,13 @@ def run(a) -> dict:
     for spec in a.checkpoint:
         name, _, path = spec.partition("=")
         models[name] = load_refinement_model(None if path == "default" else path)
-    settings = refine_settings(a.samples, a.overrides)
+    settings = refine_settings(a.samples, a.overrides, a.noisy_input)
     print(f"{len(chains)} held-out chains ({min(r.n_token for r in chains)}-{max(r.n_token for r in chains)} nt), "
           f"checkpoints {[(k2, v[1]) for k2, v in models.items()]}", file=sys.stderr)
     rows = []
     for r in chains:
         for kind in a.kinds:
-            feats = reduce_to(r, kind)
+            feats = reduce_to(r, kind, a.noise)
             row = {"chain": r.name, "n": r.n_token, "input": kind,
                    "seen_by_v1": id(r) in from_first and not is_validation(r.seq_md5, 0.15)}
             t0 = time.perf_counter()
@@ -155,7 +164,8 @@ def run(a) -> dict:
                 row[name] = score(r, feats, res.samples[0], time.perf_counter() - t0)
             rows.append(row)
         print(f"  {r.name} ({r.n_token} nt) done", file=sys.stderr, flush=True)
-    return {"checkpoints": {k2: v[1] for k2, v in models.items()}, "overrides": a.overrides, "rows": rows}
+    return {"checkpoints": {k2: v[1] for k2, v in models.items()}, "overrides": a.overrides,
+            "noise": a.noise, "noisy_input": a.noisy_input, "rows": rows}
 
 
 def merge(parts: list[dict]) -> dict:
@@ -213,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--shard", default="1/1", help="K/N: every N-th chain from the K-th (run shards in parallel)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--noise", type=float, default=0.0, metavar="ANGSTROM",
+                   help="Gaussian noise (per axis) on the given atoms, as an upstream predictor's error")
+    p.add_argument("--noisy-input", action="store_true", help="refine as `rnadiff refine --noisy-input`")
     p.add_argument("--json", help="write the per-chain results here")
     p.add_argument("--merge", nargs="+", help="merge shard JSON files instead of running")
     p.add_argument("--markdown", help="write the table here")
