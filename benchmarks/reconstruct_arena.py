@@ -123,7 +123,7 @@ def run(a) -> dict:
                 if kind in UNSUPPORTED:
                     row["arena"] = {"unsupported": UNSUPPORTED[kind]}
                     continue
-                feats = reduce_to(r, kind)
+                feats = reduce_to(r, kind, a.noise)
                 try:
                     atoms, seconds = run_arena(arena, r, feats, tmp, a.timeout)
                 except Exception as e:  # noqa: BLE001 - any failure is a result to record
@@ -135,8 +135,7 @@ def run(a) -> dict:
                 row["arena"] = {**score(r, feats, coords, seconds), "n_atoms": int(present.sum()),
                                 "n_fallback_atoms": n_fb, "n_fallback_residues": n_fb_res}
             print(f"  {r.name} ({r.n_token} nt) done", file=sys.stderr, flush=True)
-    return {"checkpoints": {"arena": HEADING}, "overrides": [],
-            "rows": rows}
+    return {"checkpoints": {"arena": HEADING}, "overrides": [], "noise": a.noise, "rows": rows}
 
 
 def notes(rows: list[dict]) -> str:
@@ -164,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-chains", type=int, default=40)
     p.add_argument("--shard", default="1/1", help="K/N: every N-th chain from the K-th")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per Arena run")
+    p.add_argument("--noise", type=float, default=0.0, metavar="ANGSTROM",
+                   help="Gaussian noise (per axis) on the given atoms, as in reconstruct.py")
     p.add_argument("--json", help="write the per-chain results here")
     p.add_argument("--markdown", help="write the table here")
     a = p.parse_args(argv)
