@@ -69,8 +69,8 @@ def register(subparsers) -> None:
                         "its steps and method apply)")
     kept = p.add_mutually_exclusive_group()
     kept.add_argument("--noisy-input", action="store_true",
-                      help="the input coordinates are noisy: let the given atoms move (default: every given atom "
-                           "stays within --given-tolerance of the input)")
+                      help="the input coordinates are noisy, e.g. predicted rather than experimental: let the given "
+                           "atoms move (default: every given atom stays within --given-tolerance of the input)")
     kept.add_argument("--given-tolerance", type=float, default=0.0, metavar="ANGSTROM",
                       help="largest distance of a given atom in the output from its input position (default 0: "
                            "exactly kept); stated in summary.json")
