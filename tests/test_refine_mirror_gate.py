@@ -135,6 +135,7 @@ def test_partly_failed_input_writes_the_rest(tmp_path):
     result = refine_structure(structure, model, RefineSettings(n_samples=2, num_steps=8))
     result.samples[0, 3] = np.nan
     summary = {"n_residues": 26, "sampling_seconds": 1.0, "handedness": {"action": "none"},
+               "settings": {"given_atom_tolerance_A": 0.0}, "given_bonds": {"n_bonds": 0, "median_deviation_A": None},
                "samples": [{"sample": 0, "failed": "1 atoms with non-finite coordinates"},
                            {"sample": 1, "given_atom_rmsd": 0.0, "clashes_per_1000_atoms": 0.0}]}
     target = tmp_path / "ex"

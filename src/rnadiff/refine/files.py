@@ -1,7 +1,8 @@
 """refine_file: one input file → DIR/<stem>/sample_<k>.<fmt> + DIR/<stem>/summary.json
 (refine_to_dir: the same for a structure already read, e.g. conformation T_k of a submission).
 
-summary.json holds the input's handedness verdict ("handedness") and, for a sample that failed
+summary.json holds the input's handedness verdict ("handedness"), how far its given bonds are from
+the library's lengths ("given_bonds", `rnadiff.refine.strain`) and, for a sample that failed
 the output gate (`rnadiff.refine.gate`), `"failed": reason` in its record; that sample's file is
 not written (the other samples keep their numbers, so the gap shows).
 
@@ -27,6 +28,7 @@ from rnadiff.pipeline.finish import spread
 from rnadiff.refine.core import RefineResult, RefineSettings, refine_structure
 from rnadiff.refine.gate import GateError, GateInput, gate_failures
 from rnadiff.refine.mirror import check_mirror
+from rnadiff.refine.strain import given_bond_strain, strain_hint
 
 FORMATS = ("cif", "pdb")
 
@@ -118,14 +120,17 @@ def refine_to_dir(structure: Any, source: str, target: Path, model: Any, setting
     summary = _summary(source, checkpoint, settings, result, fmt)
     summary["secondary_structure"] = secondary_structure
     summary["handedness"] = mirror_check.summary()
+    f = result.features
+    summary["given_bonds"] = given_bond_strain(f.layout, f["coords"].numpy(), f["atom_present_mask"].numpy() > 0)
     for rec, reason in zip(summary["samples"], failures):
         if reason is not None:
             rec["failed"] = reason
     passed = [k for k, reason in enumerate(failures) if reason is None]
     if not passed:  # nothing worth a directory: the input fails like any other, nothing written
         first = failures[0]
+        hint = strain_hint(summary["given_bonds"], settings.given_tolerance is not None)
         raise GateError(f"{'the sample' if len(failures) == 1 else f'all {len(failures)} samples'} failed the "
-                        f"output gate (sample 0: {first}); nothing written")
+                        f"output gate (sample 0: {first}); nothing written" + (f"; {hint}" if hint else ""))
     _write_dir(target, result, passed, summary, fmt)
     return summary, result
 

@@ -31,7 +31,7 @@ class InputOutcome:
     line: str | None = None
     error: str | None = None
     c1_rows: list[Any] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # full stderr lines (a mirror image)
+    notes: list[str] = field(default_factory=list)  # full stderr lines (a mirror image, strained given atoms)
 
 
 @dataclass
@@ -74,12 +74,13 @@ def refine_one(index: int, path: str, out: str | os.PathLike, model, settings, *
 def run_input(index: int, source: str, target: Path, c1: bool, work: Callable[[], tuple[dict, Any]],
               named_by: tuple[str, ...] = ()):
     """(outcome, summary, result) of `work()` (a refine_file/refine_to_dir call writing `target`):
-    its report line, its mirror note, and its error -- an input error, or samples that failed the
+    its report line, its mirror and strained-input notes, and its error -- an input error, or samples that failed the
     output gate (they were not written; the others were, and the line says so too). summary and
     result are None when the input failed before anything was written. An error message that
     holds all of `named_by` (default: `source`) already names the input and is not prefixed."""
     from rnadiff.refine.c1csv import c1_rows
     from rnadiff.refine.mirror import mirror_note
+    from rnadiff.refine.strain import strain_note
 
     outcome = InputOutcome(index=index, path=source)
     try:
@@ -89,9 +90,10 @@ def run_input(index: int, source: str, target: Path, c1: bool, work: Callable[[]
         named = all(part in text for part in (named_by or (source,)))
         outcome.error = text if named else f"{source}: {text}"
         return outcome, None, None
-    note = mirror_note(source, summary["handedness"])
-    if note is not None:
-        outcome.notes.append(note)
+    kept_exactly = summary["settings"]["given_atom_tolerance_A"] is not None  # null: --noisy-input
+    for note in (mirror_note(source, summary["handedness"]), strain_note(source, summary["given_bonds"], kept_exactly)):
+        if note is not None:
+            outcome.notes.append(note)
     records = summary["samples"]
     failed = [r for r in records if "failed" in r]
     passed = [r for r in records if "failed" not in r]
