@@ -25,6 +25,7 @@ the same draw for every method), `--noisy-input` refines as `rnadiff refine --no
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -34,8 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnadiff.chem.features import Features
+from rnadiff.chem.features import Features, features_from_layout
 from rnadiff.io import build_gemmi_structure
+from rnadiff.io.breaks import breaks_link
 from rnadiff.metrics import compare_structures
 from rnadiff.metrics.basepairs import canonical_pairs, interaction_network_fidelity, pair_set
 from rnadiff.train.data import load_records
@@ -54,16 +56,40 @@ COLUMNS = ("rmsd", "lddt", "inf_canonical", "inf_non_canonical", "inf_stacking",
 def reduce_to(record, kind: str, noise: float = 0.0) -> Features:
     """The native's features with only the atoms of `kind` given (same layout as the native), each
     given atom displaced by Gaussian noise of `noise` Å per axis when asked (an upstream model's
-    error; seeded by the chain's sequence, so every method sees the same input)."""
+    error; seeded by the chain's sequence, so every method sees the same input). With noise, the
+    chain breaks are those the reader would find in a file of the noisy given atoms."""
     f = dict(record.features)
+    layout = record.layout
     given = mode_mask(kind, f, torch.Generator().manual_seed(0)) & (f["atom_present_mask"] > 0)
     coords = f["coords"]
     if noise > 0:
         g = torch.Generator().manual_seed(int(record.seq_md5[:8], 16))
         coords = coords + noise * torch.randn(coords.shape, generator=g, dtype=coords.dtype)
+        breaks = noisy_breaks(layout, coords.numpy(), given.numpy())
+        if not np.array_equal(breaks, layout.chain_break_before):
+            layout = dataclasses.replace(layout, chain_break_before=breaks)
+            f = dict(features_from_layout(layout, f["coords"].numpy(), f["atom_present_mask"].numpy() > 0).tensors)
     f["atom_present_mask"] = given.float()
     f["coords"] = torch.where(given[:, None], coords, torch.zeros_like(coords))
-    return Features(tensors=f, layout=record.layout, notes=[])
+    return Features(tensors=f, layout=layout, notes=[])
+
+
+def noisy_breaks(layout, coords: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """[N_tok] bool chain_break_before as `rnadiff.io.breaks` reads a file holding only the given
+    atoms at `coords`: its rule on each consecutive pair of one chain."""
+    index = {(int(t), name): a for a, (t, name) in enumerate(zip(layout.atom_to_token, layout.atom_names)) if given[a]}
+
+    def dist(t0: int, a0: str, t1: int, a1: str) -> float | None:
+        i, j = index.get((t0, a0)), index.get((t1, a1))
+        return None if i is None or j is None else float(np.linalg.norm(coords[i] - coords[j]))
+
+    out = np.zeros(layout.n_tokens, bool)
+    for t in range(1, layout.n_tokens):
+        if layout.asym_id[t] != layout.asym_id[t - 1]:
+            continue
+        gap = int(layout.res_nums[t]) - int(layout.res_nums[t - 1]) > 1
+        out[t] = breaks_link(dist(t - 1, "O3'", t, "P"), gap, dist(t - 1, "C1'", t, "C1'"))
+    return out
 
 
 def select_chains(records, n_chains: int) -> list:

@@ -135,17 +135,24 @@ def test_drops_are_noted_and_names_mapped(tmp_path):
 
 
 def test_chain_break_detection(tmp_path):
-    # O3'(1)-P(2) 1.6 Å: linked. O3'(2)-P(3) 3 Å: break. Residue 4 lacks P: numbering gap (6).
+    # O3'(1)-P(2) 1.6 Å: linked. O3'(2)-P(3) 3 Å between consecutive numbers: a stretched link
+    # (no dev chain has a real break under 5.5 Å). O3'(3)-P(5) 3 Å across a numbering gap: break.
+    # Residue 6 has no P: C1'-C1' 4 Å, linked. Residue 8: numbering gap without O3'/P, break.
     lines = [
         atom_line(1, "O3'", "G", "A", 1, (0, 0, 0), "O"), atom_line(2, "C1'", "G", "A", 1, (0, 2, 0), "C"),
         atom_line(3, "P", "A", "A", 2, (1.6, 0, 0), "P"), atom_line(4, "O3'", "A", "A", 2, (4, 0, 0), "O"),
-        atom_line(5, "P", "C", "A", 3, (7, 0, 0), "P"), atom_line(6, "C1'", "C", "A", 3, (8, 2, 0), "C"),
-        atom_line(7, "C1'", "U", "A", 4, (13, 2, 0), "C"),
-        atom_line(8, "C1'", "U", "A", 6, (18, 2, 0), "C"),
+        atom_line(5, "P", "C", "A", 3, (7, 0, 0), "P"), atom_line(6, "O3'", "C", "A", 3, (10, 0, 0), "O"),
+        atom_line(7, "P", "U", "A", 5, (13, 0, 0), "P"), atom_line(8, "C1'", "U", "A", 5, (14, 2, 0), "C"),
+        atom_line(9, "C1'", "U", "A", 6, (18, 2, 0), "C"),
+        atom_line(10, "C1'", "U", "A", 8, (23, 2, 0), "C"),
     ]
     s = read_structure(write(tmp_path, "\n".join(lines) + "\n"))
-    assert [r.chain_break_before for r in s.residues] == [False, False, True, False, True]
+    assert [r.chain_break_before for r in s.residues] == [False, False, False, True, False, True]
     assert any("chain breaks" in n for n in s.notes)
+    # a consecutive pair stretched beyond the longest link any model keeps is a break
+    far = [ln if not ln.startswith("ATOM      5") else atom_line(5, "P", "C", "A", 3, (9.5, 0, 0), "P") for ln in lines]
+    s = read_structure(write(tmp_path, "\n".join(far) + "\n"))
+    assert [r.chain_break_before for r in s.residues] == [False, False, True, True, False, True]
 
 
 def test_fallback_modified_and_unknown_base(tmp_path):

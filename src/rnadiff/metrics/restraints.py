@@ -17,13 +17,14 @@ import numpy as np
 from rnadiff.chem.library import LINK_ANGLES, LINK_BOND_ESD, LINK_BOND_LENGTH, POLYMER_ANGLE_OVERRIDES, get_template
 from rnadiff.chem.vocab import template_name_for
 from rnadiff.errors import UnknownResidueError
+from rnadiff.io.breaks import MAX_LINK_DISTANCE
 from rnadiff.metrics.atoms import AtomTable
 
 # The monomer files describe a free 5'-phosphate (PO3 with OP3), whose OP1-P-OP2 angle (112.9°)
 # is wrong inside a chain, where the two non-bridging oxygens open to ~119.6° (Parkinson et al.
 # 1996, Acta Cryst D52:57): every crystal phosphodiester would be an outlier. Applied to residues
 # linked to their predecessor.
-LINK_MAX = 4.0  # Å; longer O3'–P is a chain break
+LINK_MAX = MAX_LINK_DISTANCE  # Å; longer O3'–P is a chain break (rnadiff.io.breaks owns the rule)
 SUGAR_CENTRES = ("C1'", "C2'", "C3'", "C4'")
 COVALENT_RADII = {"H": 0.31, "C": 0.76, "N": 0.71, "O": 0.66, "P": 1.07, "S": 1.05, "SE": 1.20,
                   "F": 0.57, "CL": 1.02, "BR": 1.20, "I": 1.39}
