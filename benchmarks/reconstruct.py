@@ -112,8 +112,9 @@ def native_pairs(record) -> frozenset:
 
 def score(record, feats: Features, coords: np.ndarray, seconds: float) -> dict:
     """Scores of one model against the native. coords [N_atom, 3] in the native's layout; NaN rows
-    are atoms the model lacks (a tool that rebuilds only the residues its input file names), left
-    out of every measure."""
+    are atoms the model lacks (a tool that rebuilds only the residues its input file names): left
+    out of RMSD, clashes and the given-atom deviation, while lDDT counts their contacts as lost and
+    INF their pairs as missed."""
     native_x = record.features["coords"].numpy()
     present = record.features["atom_present_mask"].numpy() > 0
     built = ~np.isnan(coords).any(-1)
@@ -190,20 +191,31 @@ def run(a) -> dict:
                 row[name] = score(r, feats, res.samples[0], time.perf_counter() - t0)
             rows.append(row)
         print(f"  {r.name} ({r.n_token} nt) done", file=sys.stderr, flush=True)
-    return {"checkpoints": {k2: v[1] for k2, v in models.items()}, "overrides": a.overrides,
-            "noise": a.noise, "noisy_input": a.noisy_input, "rows": rows}
+    flags = " ".join([*(["--noisy-input"] if a.noisy_input else []), *a.overrides])
+    return {"checkpoints": {k2: v[1] + (f" with {flags}" if flags else "") for k2, v in models.items()},
+            "overrides": a.overrides, "noise": a.noise, "noisy_input": a.noisy_input, "rows": rows}
 
 
 def merge(parts: list[dict]) -> dict:
     """One result from shards and/or runs of different checkpoints on the same chains: rows are
-    matched by (chain, input), their methods combined."""
+    matched by (chain, input), their methods combined. Parts made from different inputs (another
+    --noise) or naming one method twice for the same row are refused."""
+    noise = {float(part.get("noise", 0.0)) for part in parts}
+    if len(noise) > 1:
+        raise SystemExit(f"merge: the parts were run on different inputs (--noise {sorted(noise)})")
     rows: dict[tuple[str, str], dict] = {}
     checkpoints: dict[str, str] = {}
     for part in parts:
         checkpoints.update(part["checkpoints"])
         for row in part["rows"]:
-            rows.setdefault((row["chain"], row["input"]), {}).update(row)
-    return {"checkpoints": checkpoints, "overrides": parts[0]["overrides"], "rows": list(rows.values())}
+            merged = rows.setdefault((row["chain"], row["input"]), {})
+            twice = set(merged) & set(row) - {"chain", "n", "input", "seen_by_v1", "baseline"}
+            if twice:
+                raise SystemExit(f"merge: {sorted(twice)} twice for {row['chain']} {row['input']}: name the runs apart "
+                                 "(--checkpoint NAME=PATH)")
+            merged.update(row)
+    return {"checkpoints": checkpoints, "overrides": parts[0]["overrides"], "noise": noise.pop(),
+            "rows": list(rows.values())}
 
 
 DEFAULT_DATA = [str(Path(__file__).resolve().parents[2] / "shared/data" / n) for n in ("rna_dev.tar.gz", "rna_extra.tar.gz")]

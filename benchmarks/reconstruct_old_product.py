@@ -12,7 +12,8 @@ when issue 15 measured it on an independent benchmark. This script hands that co
 `rnadiff refine` (default settings, `--samples 1 --seed 0`, one thread) the same reduced inputs as
 files, as a user would: each native reduced to the atoms of one input kind, written as PDB. A
 residue with no given atom is not in such a file (the 5′ residue of most P-only inputs), so the
-old tool cannot rebuild it: those atoms are NaN and left out of its scores (`reconstruct.score`).
+old tool cannot rebuild it: those atoms are NaN, left out of its RMSD and clashes, counted as lost
+in its lDDT and INF (`reconstruct.score`).
 Rows carry the method `product_v1` and merge with reconstruct.py's results by (chain, input).
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ def run_old_refine(old_src: Path, inputs: list[Path], out: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(old_src), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-c", "import sys; from rnadiff.cli.main import main; sys.exit(main())", "refine",
            *map(str, inputs), "--out", str(out), "--samples", "1", "--seed", "0", "--threads", "1", "--no-progress"]
-    subprocess.run(cmd, env=env, check=True)
+    subprocess.run(cmd, env=env, check=False)  # an input it refuses is a result (no output), not a stop
 
 
 def read_model(path: Path, layout) -> np.ndarray:
@@ -86,16 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     chains, _, _ = held_out_chains(a.data, a.n_chains, "1/1")
     inputs = write_inputs(chains, a.kinds, a.work / "inputs")
     out = a.work / "outputs"
-    if not out.exists():  # a finished run is scored again without re-running the old tool
-        run_old_refine(a.old_src, inputs, out)
+    if out.exists():
+        raise SystemExit(f"{out} exists: remove it (the old tool writes every output afresh)")
+    run_old_refine(a.old_src, inputs, out)
     rows = []
     for r in chains:
         for kind in a.kinds:
             done = out / f"{r.name}__{kind}"
-            seconds = json.loads((done / "summary.json").read_text())["sampling_seconds"]
-            coords = read_model(done / "sample_0.cif", r.layout)
-            rows.append({"chain": r.name, "n": r.n_token, "input": kind,
-                         METHOD: score(r, reduce_to(r, kind), coords, seconds)})
+            row = {"chain": r.name, "n": r.n_token, "input": kind}
+            if not (done / "summary.json").exists():  # the old tool refused or failed this input
+                row[METHOD] = {"failed": "no output"}
+            else:
+                seconds = json.loads((done / "summary.json").read_text())["sampling_seconds"]
+                coords = read_model(done / "sample_0.cif", r.layout)
+                row[METHOD] = score(r, reduce_to(r, kind), coords, seconds)
+            rows.append(row)
     description = (f"the product before issue 15: git {OLD_COMMIT} (stage-1 weights) and its own default "
                    "`rnadiff refine --samples 1 --seed 0`, given the reduced inputs as PDB files")
     Path(a.json).write_text(json.dumps({"checkpoints": {METHOD: description}, "overrides": [], "rows": rows}, indent=1))

@@ -9,10 +9,11 @@ Rule, in order of the evidence available for a pair (i-1, i):
 The featurizer never links residues across a break (no O3'-P bond, residue_index jumps).
 
 Why 4.0 Å: an O3'–P link is 1.6 Å; in the 555 dev/extra chains no consecutively numbered pair has
-one between 2.0 and 5.5 Å (the real breaks there: 38 at 5.5–40 Å), so a stretched link is a link,
-e.g. of a predicted or noisy model (Gaussian noise of 0.5 Å per axis stretches 43% of the links
-beyond 2.0 Å and 0.09% beyond 4.0 Å). Across a numbering gap one real break sits at 3.7 Å, so
-there only a well-formed link (<= 2.0 Å, a renumbered chain) counts.
+one between 2.0 and 5.5 Å (the real breaks there: 40, all beyond 5.5 Å), so a stretched link is a
+link, e.g. of a predicted or noisy model (Gaussian noise of 0.5 Å per axis stretches 44% of the
+links beyond 2.0 Å and 0.1% beyond 4.0 Å). Across a numbering gap one real break sits between 2.0
+and 4.0 Å, so there only a well-formed link (<= 2.0 Å, a renumbered chain) counts.
+(benchmarks/results/input_noise_calibration.md)
 """
 from __future__ import annotations
 

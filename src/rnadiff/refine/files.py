@@ -120,8 +120,7 @@ def refine_to_dir(structure: Any, source: str, target: Path, model: Any, setting
     summary = _summary(source, checkpoint, settings, result, fmt)
     summary["secondary_structure"] = secondary_structure
     summary["handedness"] = mirror_check.summary()
-    f = result.features
-    summary["given_bonds"] = given_bond_strain(f.layout, f["coords"].numpy(), f["atom_present_mask"].numpy() > 0)
+    summary["given_bonds"] = given_bond_strain(result.features)
     for rec, reason in zip(summary["samples"], failures):
         if reason is not None:
             rec["failed"] = reason

@@ -90,8 +90,8 @@ def run_input(index: int, source: str, target: Path, c1: bool, work: Callable[[]
         named = all(part in text for part in (named_by or (source,)))
         outcome.error = text if named else f"{source}: {text}"
         return outcome, None, None
-    kept_exactly = summary["settings"]["given_atom_tolerance_A"] is not None  # null: --noisy-input
-    for note in (mirror_note(source, summary["handedness"]), strain_note(source, summary["given_bonds"], kept_exactly)):
+    kept = summary["settings"]["given_atom_tolerance_A"] is not None  # null: --noisy-input
+    for note in (mirror_note(source, summary["handedness"]), strain_note(source, summary["given_bonds"], kept)):
         if note is not None:
             outcome.notes.append(note)
     records = summary["samples"]
