@@ -25,7 +25,9 @@
 # ~36,200 at session 7's end, then on) and stopped at ~42,900 for the benchmarks (val loss 6.63 ->
 # 6.49 at 41,550; ~78 steps/min on one thread of an AVX-512 EPYC). Stage 8 (session 9): MAX_STEPS=55000,
 # resumed from ~43,500 and stopped at ~50,250 for the benchmarks (val loss, read with session 8's prior
-# from 43,200 on: 6.475 -> 6.394 at 49,950). To go on: MAX_STEPS=65000 scripts/train_default_checkpoint.sh
+# from 43,200 on: 6.475 -> 6.394 at 49,950). Stage 9 (session 10): MAX_STEPS=65000, resumed from ~50,250
+# and stopped at ~57,600 for the benchmarks (val loss 6.394 -> 6.332 at 57,450, still falling).
+# To go on: MAX_STEPS=75000 scripts/train_default_checkpoint.sh
 # (it resumes runs/default, or starts from the committed weights where runs/ is absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
