@@ -21,6 +21,7 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from rnadiff.chem.features import Features
+from rnadiff.chem.pairing import token_atom_index
 from rnadiff.refine.strain import given_bond_strain
 from rnadiff.train.data import load_records
 
@@ -59,7 +60,7 @@ def link_distances(records) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     for r in records:
         lay, x = r.layout, r.features["coords"].numpy()
         present = r.features["atom_present_mask"].numpy() > 0
-        index = {(int(t), n): a for a, (t, n) in enumerate(zip(lay.atom_to_token, lay.atom_names)) if present[a]}
+        index = {k: a for k, a in token_atom_index(r.features, ("O3'", "P")).items() if present[a]}
         for t in range(1, lay.n_tokens):
             o3, p = index.get((t - 1, "O3'")), index.get((t, "P"))
             if lay.asym_id[t] != lay.asym_id[t - 1] or o3 is None or p is None:

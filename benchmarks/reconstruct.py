@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from rnadiff.chem.features import Features, features_from_layout
+from rnadiff.chem.pairing import token_atom_index
 from rnadiff.io import build_gemmi_structure
 from rnadiff.io.breaks import breaks_link
 from rnadiff.metrics import compare_structures
@@ -65,7 +66,7 @@ def reduce_to(record, kind: str, noise: float = 0.0) -> Features:
     if noise > 0:
         g = torch.Generator().manual_seed(int(record.seq_md5[:8], 16))
         coords = coords + noise * torch.randn(coords.shape, generator=g, dtype=coords.dtype)
-        breaks = noisy_breaks(layout, coords.numpy(), given.numpy())
+        breaks = noisy_breaks(f, layout, coords.numpy(), given.numpy())
         if not np.array_equal(breaks, layout.chain_break_before):
             layout = dataclasses.replace(layout, chain_break_before=breaks)
             f = dict(features_from_layout(layout, f["coords"].numpy(), f["atom_present_mask"].numpy() > 0).tensors)
@@ -74,10 +75,10 @@ def reduce_to(record, kind: str, noise: float = 0.0) -> Features:
     return Features(tensors=f, layout=layout, notes=[])
 
 
-def noisy_breaks(layout, coords: np.ndarray, given: np.ndarray) -> np.ndarray:
+def noisy_breaks(features, layout, coords: np.ndarray, given: np.ndarray) -> np.ndarray:
     """[N_tok] bool chain_break_before as `rnadiff.io.breaks` reads a file holding only the given
     atoms at `coords`: its rule on each consecutive pair of one chain."""
-    index = {(int(t), name): a for a, (t, name) in enumerate(zip(layout.atom_to_token, layout.atom_names)) if given[a]}
+    index = {k: a for k, a in token_atom_index(features, ("O3'", "P", "C1'")).items() if given[a]}
 
     def dist(t0: int, a0: str, t1: int, a1: str) -> float | None:
         i, j = index.get((t0, a0)), index.get((t1, a1))
